@@ -1,0 +1,302 @@
+"""Multi-digit addition with a column-by-column chain of thought; subtraction as the held-out skill.
+
+Prompt and completion (one line per column, least significant first, then the answer line)::
+
+    Q: 472+389            Q: 472-389
+    2+9=11                12-9=3        (a borrow shows as the 10 added to the top digit)
+    7+8+1=16              17-8-1=8      (an incoming carry or borrow shows as "+1" / "-1")
+    4+3+1=8               4-3-1=0
+    A: 861                A: 83
+
+Two controlled kinds of base-model error can be written into base-train:
+- answer noise: the answer line of a fraction of examples gets one random wrong digit (diffuse errors);
+- a planted misconception: a named systematic rule error, written consistently into the rationale and the
+  answer of exactly a fraction of the examples where the rule applies (errors a majority vote shares).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from harness.domains.base import Example, Question, Splits
+from harness.seeding import derive_seed
+
+Skill = Literal["add", "sub"]
+_OP = {"add": "+", "sub": "-"}
+_ANSWER_LINE = re.compile(r"^A: ?(-?\d{1,12})[ \t]*$", re.MULTILINE)
+
+
+# ---------------------------------------------------------------- rationales
+
+
+def _digits(n: int, width: int) -> list[int]:
+    """Digits of n, least significant first, zero-padded to width."""
+    return [(n // 10**i) % 10 for i in range(width)]
+
+
+def _width(a: int, b: int) -> int:
+    return max(len(str(a)), len(str(b)))
+
+
+@dataclass(frozen=True)
+class Misconception:
+    """A systematic rule error for addition: `drops(column, n_columns)` says which carries are lost.
+
+    A carry into column c (c == n_columns means the final carry-out) is dropped when drops(c, n) is True.
+    """
+
+    name: str
+    description: str
+    drops: Callable[[int, int], bool]
+
+    def applies(self, a: int, b: int) -> bool:
+        """True when the rule error changes this question's rationale."""
+        return add_rationale(a, b, self) != add_rationale(a, b)
+
+
+MISCONCEPTIONS: dict[str, Misconception] = {
+    m.name: m
+    for m in [
+        Misconception("drop_carry_tens", "the carry from the units into the tens column is forgotten",
+                      lambda c, n: c == 1 and n >= 2),
+        Misconception("drop_final_carry", "the carry out of the leftmost column is not written (95+17=12)",
+                      lambda c, n: c == n),
+        Misconception("drop_all_carries", "no carry is ever propagated (column sums taken mod 10)",
+                      lambda c, n: True),
+    ]
+}
+
+
+def add_rationale(a: int, b: int, misconception: Misconception | None = None) -> str:
+    n = _width(a, b)
+    da, db = _digits(a, n), _digits(b, n)
+    lines, out, carry = [], [], 0
+    for c in range(n):
+        if carry and misconception is not None and misconception.drops(c, n):
+            carry = 0
+        s = da[c] + db[c] + carry
+        lines.append(f"{da[c]}+{db[c]}+{carry}={s}" if carry else f"{da[c]}+{db[c]}={s}")
+        out.append(s % 10)
+        carry = s // 10
+    if carry and misconception is not None and misconception.drops(n, n):
+        carry = 0
+    answer = carry * 10**n + sum(d * 10**i for i, d in enumerate(out))
+    return "\n".join(lines + [f"A: {answer}"])
+
+
+def sub_rationale(a: int, b: int) -> str:
+    """Column subtraction with borrowing; requires a >= b."""
+    n = _width(a, b)
+    da, db = _digits(a, n), _digits(b, n)
+    lines, out, borrow = [], [], 0
+    for c in range(n):
+        d = da[c] - db[c] - borrow
+        top = da[c] + 10 if d < 0 else da[c]
+        lines.append(f"{top}-{db[c]}-{borrow}={d % 10}" if borrow else f"{top}-{db[c]}={d % 10}")
+        out.append(d % 10)
+        borrow = int(d < 0)
+    return "\n".join(lines + [f"A: {sum(d * 10**i for i, d in enumerate(out))}"])
+
+
+def parse_answer(completion: str) -> int | None:
+    """The integer on the first line that reads exactly `A: <integer>`; None for anything else."""
+    if not isinstance(completion, str):
+        return None
+    m = _ANSWER_LINE.search(completion)
+    return int(m.group(1)) if m else None
+
+
+def make_question(skill: Skill, a: int, b: int) -> Question:
+    answer = a + b if skill == "add" else a - b
+    return Question(id=f"{skill}:{a}{_OP[skill]}{b}", skill=skill, prompt=f"Q: {a}{_OP[skill]}{b}\n", answer=answer)
+
+
+def operands(question: Question) -> tuple[int, int]:
+    a, b = question.id.split(":", 1)[1].split(_OP[question.skill])
+    return int(a), int(b)
+
+
+def corrupt_answer(completion: str, rng: np.random.Generator) -> str:
+    """Replace one digit of the answer line with a different digit (never a leading zero)."""
+    head, answer = completion.rsplit("A: ", 1)
+    digits = list(answer)
+    i = int(rng.integers(len(digits)))
+    choices = [d for d in "0123456789" if d != digits[i] and not (i == 0 and d == "0" and len(digits) > 1)]
+    digits[i] = choices[int(rng.integers(len(choices)))]
+    return f"{head}A: {''.join(digits)}"
+
+
+# ---------------------------------------------------------------- configuration
+
+
+class ArithmeticConfig(BaseModel):
+    """The arithmetic world: digit range, split sizes and the planted errors of base-train."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_digits: int = Field(1, ge=1, le=6)
+    max_digits: int = Field(3, ge=1, le=6)
+    base_train_size: int = Field(12000, ge=10, description="addition examples in base-train")
+    ood_train_size: int = Field(4000, ge=0, description="subtraction examples in base-train")
+    base_val_size: int = Field(200, ge=10)
+    pool_size: int = Field(500, ge=1)
+    test_size: int = Field(300, ge=1)
+    ood_size: int = Field(300, ge=1)
+    reference_size: int = Field(200, ge=0, description="gold texts scored every round (3/4 add, 1/4 sub)")
+    answer_noise: float = Field(0.0, ge=0.0, le=1.0, description="fraction of addition answers corrupted")
+    misconception: str | None = Field(None, description=f"one of {sorted(MISCONCEPTIONS)}")
+    misconception_rate: float = Field(0.0, ge=0.0, le=1.0, description="fraction of applicable examples")
+
+    @model_validator(mode="after")
+    def _check(self) -> ArithmeticConfig:
+        if self.min_digits > self.max_digits:
+            raise ValueError(f"min_digits ({self.min_digits}) must not exceed max_digits ({self.max_digits})")
+        if self.misconception is not None and self.misconception not in MISCONCEPTIONS:
+            raise ValueError(f"unknown misconception {self.misconception!r}; choose from {sorted(MISCONCEPTIONS)}")
+        if self.misconception_rate > 0 and self.misconception is None:
+            raise ValueError("misconception_rate > 0 needs a misconception name")
+        return self
+
+
+# ---------------------------------------------------------------- splits
+
+
+def _count(d: int) -> int:
+    """How many integers have exactly d digits (0 counts as a 1-digit number)."""
+    return 10 if d == 1 else 9 * 10 ** (d - 1)
+
+
+def _low(d: int) -> int:
+    return 0 if d == 1 else 10 ** (d - 1)
+
+
+def _spread(total: int, k: int) -> list[int]:
+    return [total // k + (i < total % k) for i in range(k)]
+
+
+class _Stratum:
+    """All (a, b) with a of da digits and b of db digits (for subtraction: a >= b). Draws without repeats."""
+
+    def __init__(self, skill: Skill, da: int, db: int, rng: np.random.Generator):
+        self.skill, self.da, self.db, self.rng = skill, da, db, rng
+        self.size = _count(da) * _count(db)
+        if skill == "sub" and da == db:
+            self.size = (self.size + _count(da)) // 2  # unordered pairs with a >= b
+        self._enumerated = self.size <= 50_000
+        if self._enumerated:
+            pairs = [(a, b) for a in range(_low(da), _low(da) + _count(da))
+                     for b in range(_low(db), _low(db) + _count(db)) if skill == "add" or a >= b]
+            self._order = [pairs[i] for i in rng.permutation(len(pairs))]
+        self._used: set[tuple[int, int]] = set()
+        self.taken = 0
+
+    def draw(self, n: int) -> list[tuple[int, int]]:
+        n = min(n, self.size - self.taken)
+        if self._enumerated:
+            out = self._order[self.taken:self.taken + n]
+        else:
+            out = []
+            while len(out) < n:
+                a = int(self.rng.integers(_low(self.da), _low(self.da) + _count(self.da)))
+                b = int(self.rng.integers(_low(self.db), _low(self.db) + _count(self.db)))
+                if self.skill == "sub" and a < b:
+                    a, b = b, a
+                if (a, b) not in self._used:
+                    self._used.add((a, b))
+                    out.append((a, b))
+        self.taken += len(out)
+        return out
+
+
+def stratified_splits(skill: Skill, cfg: ArithmeticConfig, requests: dict[str, int], seed: int
+                      ) -> dict[str, list[tuple[int, int]]]:
+    """Disjoint, stratified item sets for one skill. Held-out splits first, base-train last."""
+    rng = np.random.default_rng(seed)
+    digit_range = range(cfg.min_digits, cfg.max_digits + 1)
+    strata = [_Stratum(skill, da, db, rng) for da in digit_range for db in digit_range
+              if skill == "add" or da >= db]
+    cap = 0.5
+    budget = {id(s): int(s.size * cap) for s in strata}
+    out: dict[str, list[tuple[int, int]]] = {}
+    for name, total in requests.items():
+        held_out = name != "base_train"
+        items: list[tuple[int, int]] = []
+        for s, want in zip(strata, _spread(total, len(strata))):
+            got = s.draw(min(want, budget[id(s)]) if held_out else want)
+            if held_out:
+                budget[id(s)] -= len(got)
+            items += got
+        for s in sorted(strata, key=lambda s: -s.size):  # refill any shortfall from the largest strata
+            if len(items) >= total:
+                break
+            items += s.draw(total - len(items))
+        out[name] = [items[i] for i in rng.permutation(len(items))]
+    return out
+
+
+class ArithmeticDomain:
+    """Addition is the trained skill; subtraction the out-of-distribution one."""
+
+    name = "arithmetic"
+
+    def __init__(self, config: ArithmeticConfig | None = None, seed: int = 0):
+        self.config = config or ArithmeticConfig()
+        self.seed = seed
+        self.misconception = MISCONCEPTIONS.get(self.config.misconception or "")
+
+    def parse(self, completion: str) -> int | None:
+        return parse_answer(completion)
+
+    def check(self, question: Question, answer: int | None) -> bool:
+        return answer is not None and answer == question.answer
+
+    def reference_rationale(self, question: Question) -> str:
+        a, b = operands(question)
+        return add_rationale(a, b) if question.skill == "add" else sub_rationale(a, b)
+
+    def splits(self) -> Splits:
+        c = self.config
+        n_ref_sub = c.reference_size // 4
+        add = stratified_splits("add", c, {
+            "test": c.test_size, "pool": c.pool_size, "base_val": c.base_val_size,
+            "reference": c.reference_size - n_ref_sub, "base_train": c.base_train_size,
+        }, derive_seed(self.seed, "arithmetic", "add"))
+        sub = stratified_splits("sub", c, {
+            "ood": c.ood_size, "reference": n_ref_sub, "base_train": c.ood_train_size,
+        }, derive_seed(self.seed, "arithmetic", "sub"))
+        q = {name: [make_question("add", a, b) for a, b in items] for name, items in add.items()}
+        q_sub = {name: [make_question("sub", a, b) for a, b in items] for name, items in sub.items()}
+        base_train = self._plant_errors(q["base_train"]) + [
+            Example(x, self.reference_rationale(x)) for x in q_sub["base_train"]]
+        order = np.random.default_rng(derive_seed(self.seed, "arithmetic", "shuffle")).permutation(len(base_train))
+        reference = [(f"ref:{x.id}", x.prompt + self.reference_rationale(x))
+                     for x in q["reference"] + q_sub["reference"]]
+        return Splits(base_train=[base_train[i] for i in order], base_val=q["base_val"], pool=q["pool"],
+                      test=q["test"], ood=q_sub["ood"], reference=reference)
+
+    def _plant_errors(self, questions: list[Question]) -> list[Example]:
+        """Clean rationales, then the misconception on exactly round(rate * applicable) of the applicable
+        examples, then answer noise on exactly round(noise * n) of the remaining ones."""
+        c = self.config
+        rng = np.random.default_rng(derive_seed(self.seed, "arithmetic", "errors"))
+        kinds = ["clean"] * len(questions)
+        texts = [self.reference_rationale(q) for q in questions]
+        m = self.misconception
+        if m is not None and c.misconception_rate > 0:
+            applicable = [i for i, q in enumerate(questions) if m.applies(*operands(q))]
+            chosen = rng.permutation(applicable)[: round(c.misconception_rate * len(applicable))]
+            for i in chosen:
+                texts[i] = add_rationale(*operands(questions[i]), m)
+                kinds[i] = f"misconception:{m.name}"
+        if c.answer_noise > 0:
+            clean = [i for i, k in enumerate(kinds) if k == "clean"]
+            for i in rng.permutation(clean)[: round(c.answer_noise * len(questions))]:
+                texts[i] = corrupt_answer(texts[i], rng)
+                kinds[i] = "noise"
+        return [Example(q, t, k) for q, t, k in zip(questions, texts, kinds)]

@@ -1,0 +1,155 @@
+"""The self-improvement loop, top to bottom.
+
+Round 0 is the base model. Every round r:
+  1. distill  (r > 0): fine-tune round r-1's model on the training set round r-1 selected;
+  2. evaluate: test and ood, greedy and sampled; score the reference texts;
+  3. amplify:  k samples per pool question;
+  4. select:   self-consistency vote on the label-free samples -> selected.jsonl (trains round r+1).
+Each round's files are written atomically and `round.json` last, so a killed run resumes at the first
+incomplete round with bit-identical results.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import transformers
+
+from harness.artifacts import (Manifest, ReferenceRow, RoundRecord, RunStore, SampleRow, SelectedRow,
+                               read_jsonl, sha256_file, write_jsonl)
+from harness.config import RunConfig, config_hash
+from harness.domains.arithmetic import ArithmeticDomain
+from harness.domains.base import Domain, Question, Splits
+from harness.models.tiny.model import TinyModel
+from harness.models.tiny.pretrain import CACHE_VERSION, load_or_train_base
+from harness.progress import Reporter, SilentReporter
+from harness.seeding import derive_seed
+from harness.strategies.select import self_consistency, strip_labels
+from harness.summary import summarise_round
+
+
+def decode(model: TinyModel, domain: Domain, questions: list[Question], split: str, round: int, k: int,
+           temperature: float, cfg: RunConfig, seed: int, reporter: Reporter) -> list[SampleRow]:
+    """k decodings of each question (greedy when temperature is 0), parsed and checked."""
+    greedy = temperature == 0
+    label = f"round {round}: {split} {'greedy' if greedy else f'x{k}'}"
+    with reporter.task(label, len(questions) * k) as advance:
+        outs = model.sample([q.prompt for q in questions], k=k, temperature=temperature,
+                            max_new_tokens=cfg.loop.max_new_tokens, seed=seed,
+                            batch_size=cfg.loop.sample_batch_size, progress=advance)
+    rows = []
+    for q, completions in zip(questions, outs):
+        for j, c in enumerate(completions):
+            answer = domain.parse(c.text)
+            rows.append(SampleRow(question_id=q.id, split=split, round=round, sample_index=j,
+                                  decoding="greedy" if greedy else "sample", prompt=q.prompt,
+                                  completion=c.text, parsed_answer=answer, sum_logprob=c.sum_logprob,
+                                  n_tokens=c.n_tokens, finished=c.finished, truth=q.answer,
+                                  correct=domain.check(q, answer)))
+    return rows
+
+
+def training_set(store: RunStore, upto: int, policy: str) -> list[tuple[str, str]]:
+    """What round `upto + 1` trains on: the last selection (replace) or all selections so far (accumulate)."""
+    rounds = [upto] if policy == "replace" else list(range(upto + 1))
+    rows = [row for r in rounds for row in read_jsonl(store.round_dir(r) / "selected.jsonl", SelectedRow)]
+    return [(row.prompt, row.completion) for row in rows]
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("loopprobe", "torch", "transformers", "numpy", "pydantic", "safetensors"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _git_revision() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _finite(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def base_key(cfg: RunConfig) -> str:
+    return config_hash(cfg.domain, cfg.model, cfg.base, cfg.seed, f"tiny-v{CACHE_VERSION}")[:16]
+
+
+def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Reporter | None = None) -> RunStore:
+    reporter = reporter or SilentReporter()
+    transformers.utils.logging.disable_progress_bar()  # checkpoint writes are ours to report
+    torch.set_num_threads(cfg.threads)
+    store = RunStore(out)
+    domain = ArithmeticDomain(cfg.domain, seed=derive_seed(cfg.seed, "domain"))
+    splits: Splits = domain.splits()
+
+    model, base_info = load_or_train_base(domain, splits, cfg.model, cfg.base, derive_seed(cfg.seed, "base"),
+                                          base_key(cfg), cache_dir, reporter)
+    manifest = Manifest(config=cfg.model_dump(mode="json"), config_hash=config_hash(cfg), seed=cfg.seed,
+                        base_model=base_info,
+                        versions=_versions(), git_revision=_git_revision(),
+                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    done = store.open(manifest)
+    if done:
+        reporter.log(f"resuming {out}: rounds {done[0]}..{done[-1]} complete")
+        model = TinyModel.load(store.round_dir(done[-1]) / "model")
+
+    for r in range(len(done), cfg.loop.rounds + 1):
+        seconds: dict[str, float] = {}
+        training = None
+        t0 = time.perf_counter()
+        if r > 0:  # distill
+            pairs = training_set(store, r - 1, cfg.loop.data_policy)
+            steps = -(-len(pairs) * cfg.loop.epochs // cfg.loop.batch_size)
+            with reporter.task(f"round {r}: fine-tune ({len(pairs)})", int(steps)) as advance:
+                stats = model.finetune(pairs, lr=cfg.loop.lr, epochs=cfg.loop.epochs,
+                                       batch_size=cfg.loop.batch_size, seed=derive_seed(cfg.seed, "distill", r),
+                                       on_step=lambda step, loss: advance(1) or False)
+            training = {"examples": len(pairs), "steps": stats.steps, "trained_tokens": stats.tokens,
+                        "mean_loss": _finite(stats.mean_loss), "final_loss": _finite(stats.final_loss)}
+        seconds["distill"] = time.perf_counter() - t0
+        store.write_model(r, model.save)
+
+        t0 = time.perf_counter()  # evaluate
+        evals = []
+        for split, questions in (("test", splits.test), ("ood", splits.ood)):
+            evals += decode(model, domain, questions, split, r, 1, 0.0, cfg, 0, reporter)
+            evals += decode(model, domain, questions, split, r, cfg.loop.eval_k, cfg.loop.temperature, cfg,
+                            derive_seed(cfg.seed, "eval", split, r), reporter)
+        scores = model.score([""] * len(splits.reference), [t for _, t in splits.reference])
+        reference = [ReferenceRow(text_id=tid, round=r, nll=-lp, n_tokens=n)
+                     for (tid, _), (lp, n) in zip(splits.reference, scores)]
+        seconds["evaluate"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()  # amplify
+        samples = decode(model, domain, splits.pool, "pool", r, cfg.loop.k, cfg.loop.temperature, cfg,
+                         derive_seed(cfg.seed, "amplify", r), reporter)
+        seconds["amplify"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()  # select: the selector sees no labels
+        selected = self_consistency(strip_labels(samples), cfg.loop.tau, r)
+        seconds["select"] = time.perf_counter() - t0
+
+        files = {"eval.jsonl": evals, "reference.jsonl": reference, "samples.jsonl": samples,
+                 "selected.jsonl": selected}
+        for name, rows in files.items():
+            write_jsonl(store.round_dir(r) / name, rows)
+        metrics, counts = summarise_round(samples, evals, selected, reference, cfg.loop.tau)
+        store.finish_round(RoundRecord(
+            round=r, metrics=metrics, counts=counts, training=training, seconds=seconds,
+            files={name: sha256_file(store.round_dir(r) / name) for name in files}))
+    return store

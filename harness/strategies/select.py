@@ -1,0 +1,68 @@
+"""Selection: which of a round's samples become the next round's training set.
+
+Label-free selectors receive `UnlabeledSample`s, a type with no truth and no correctness field, so they
+cannot use labels even by accident; `strip_labels` is the only way the loop hands samples to them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.artifacts import SampleRow, SelectedRow
+
+
+@dataclass(frozen=True)
+class UnlabeledSample:
+    question_id: str
+    sample_index: int
+    prompt: str
+    completion: str
+    parsed_answer: int | None
+
+
+def strip_labels(rows: Sequence[SampleRow]) -> list[UnlabeledSample]:
+    return [UnlabeledSample(r.question_id, r.sample_index, r.prompt, r.completion, r.parsed_answer) for r in rows]
+
+
+@dataclass(frozen=True)
+class Vote:
+    answer: int | None  # None when no sample parsed
+    share: float  # votes for the majority answer / all samples of the question (unparsed ones included)
+    entropy: float  # Shannon entropy (nats) of the parsed-answer distribution; unparsed counts as one answer
+
+
+def majority_vote(answers: Sequence[int | None]) -> Vote:
+    """Majority over parsed answers; ties go to the answer seen first, so the vote is deterministic."""
+    counts = Counter(answers)
+    p = np.array(list(counts.values()), dtype=float) / len(answers)
+    entropy = float(-(p * np.log(p)).sum())
+    parsed = [(n, -answers.index(a), a) for a, n in counts.items() if a is not None]
+    if not parsed:
+        return Vote(None, 0.0, entropy)
+    n, _, answer = max(parsed)
+    return Vote(answer, n / len(answers), entropy)
+
+
+def group_by_question(samples: Sequence[UnlabeledSample]) -> dict[str, list[UnlabeledSample]]:
+    groups: dict[str, list[UnlabeledSample]] = defaultdict(list)
+    for s in samples:
+        groups[s.question_id].append(s)
+    return {q: sorted(g, key=lambda s: s.sample_index) for q, g in groups.items()}
+
+
+def self_consistency(samples: Sequence[UnlabeledSample], tau: float, round: int) -> list[SelectedRow]:
+    """LMSI (Huang et al. 2022): keep every sample that agrees with its question's majority answer when
+    the majority's vote share is at least tau."""
+    kept = []
+    for qid, group in group_by_question(samples).items():
+        vote = majority_vote([s.parsed_answer for s in group])
+        if vote.answer is None or vote.share < tau:
+            continue
+        kept += [SelectedRow(question_id=qid, round=round, sample_index=s.sample_index, prompt=s.prompt,
+                             completion=s.completion, answer=vote.answer, vote_share=vote.share)
+                 for s in group if s.parsed_answer == vote.answer]
+    return kept

@@ -1,0 +1,1 @@
+"""Report renderers and run comparison (issue 5)."""
