@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -30,17 +31,20 @@ _COLUMNS = [  # (header, metric, format)
     ("round", None, None),
     ("test acc", "test_accuracy", "{:.1%}"),
     ("ood acc", "ood_accuracy", "{:.1%}"),
-    ("pool maj acc", "pool_majority_accuracy", "{:.1%}"),
-    ("pool kept", "pool_kept_share", "{:.1%}"),
+    ("pool maj", "pool_majority_accuracy", "{:.1%}"),
+    ("kept", "pool_kept_share", "{:.1%}"),
     ("kept wrong", "kept_wrong_share", "{:.1%}"),
-    ("conf. wrong", "confident_wrong_share", "{:.1%}"),
-    ("answer entropy", "mean_answer_entropy", "{:.3f}"),
-    ("seconds", None, None),
+    ("conf wrong", "confident_wrong_share", "{:.1%}"),
+    ("entropy", "mean_answer_entropy", "{:.3f}"),
+    ("sec", None, None),
 ]
+_CAPTION = ("test/ood acc: greedy accuracy · pool maj: accuracy of the pool majority vote · kept: share of pool "
+            "questions selected · kept wrong: share of those whose majority is wrong · conf wrong: share of "
+            "the pool confidently wrong · entropy: mean answer entropy (nats) · sec: round wall time")
 
 
 def round_table(store: RunStore) -> Table:
-    table = Table(title=f"run {store.root}")
+    table = Table(title=f"run {store.root}", caption=_CAPTION, box=box.SIMPLE_HEAVY)
     for header, _, _ in _COLUMNS:
         table.add_column(header, justify="right")
     for r in store.complete_rounds():

@@ -23,11 +23,11 @@ def test_run_prints_the_round_table_and_show_reprints_it(tmp_path, monkeypatch):
     cfg = write_config(tmp_path, tiny_run_config(rounds=1).model_dump(mode="json"))
     result = runner.invoke(app, ["run", "--config", cfg, "--out", str(tmp_path / "run"), "--no-cache"])
     assert result.exit_code == 0, result.output
-    for header in ("test acc", "ood acc", "pool maj acc", "pool kept", "kept wrong", "answer entropy", "seconds"):
+    for header in ("test acc", "ood acc", "pool maj", "kept", "kept wrong", "conf wrong", "entropy", "sec"):
         assert header in result.output
     assert (tmp_path / "run/round-001/round.json").exists()
     shown = runner.invoke(app, ["show", str(tmp_path / "run")])
-    assert shown.exit_code == 0 and "pool maj acc" in shown.output
+    assert shown.exit_code == 0 and "pool maj" in shown.output
 
 
 @pytest.mark.parametrize("data, message", [
