@@ -65,7 +65,7 @@ class ReferenceRow(BaseModel):
 
     text_id: str
     round: int
-    nll: float  # summed negative log-likelihood of the text (eos included)
+    nll: float  # summed negative log-likelihood of the text given its context (eos included)
     n_tokens: int
 
 

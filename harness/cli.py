@@ -125,5 +125,45 @@ def show(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> No
     console.print(round_table(store))
 
 
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+@app.command("probes")
+def probes_command(
+    run_dir: Annotated[Path | None, typer.Argument(help="a run directory; omit to list the probes")] = None,
+    probe: Annotated[list[str] | None, typer.Option("--probe", "-p", help="probe id (repeatable; default all)")] = None,
+    only_firing: Annotated[bool, typer.Option("--firing", help="print only measurements that fire")] = False,
+) -> None:
+    """Run the probe library over a run, print every measurement with its 95% CI, write probes.json."""
+    from probes import ProbeError, RunView, registry, run_probes, write_results
+
+    if run_dir is None:
+        table = Table("probe", "family", "description", box=box.SIMPLE_HEAVY)
+        for pid, cls in registry().items():
+            table.add_row(pid, cls.family, cls.description())
+        console.print(table)
+        return
+    t0 = time.perf_counter()
+    try:
+        view = RunView(run_dir)
+        results = run_probes(view, {p: {} for p in probe} if probe else None)
+        path = write_results(run_dir, results)
+    except (RunError, ProbeError) as e:
+        fail(str(e))
+    table = Table("probe", "measurement", "round", "value", "95% CI", "fires", box=box.SIMPLE_HEAVY,
+                  title=f"probes of {run_dir} (rounds {results.rounds[0]}..{results.rounds[-1]})")
+    for m in results.measurements:
+        if only_firing and not m.fires:
+            continue
+        ci = "-" if m.ci_low is None else f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]"
+        table.add_row(m.probe, m.name, _fmt(m.round), _fmt(m.value), ci,
+                      f"[bold red]yes ({m.concern})[/]" if m.fires else "")
+    console.print(table)
+    console.print(f"{len(results.measurements)} measurements, "
+                  f"{sum(m.fires for m in results.measurements)} firing; wrote {path} "
+                  f"({time.perf_counter() - t0:.1f} s)")
+
+
 if __name__ == "__main__":
     app()

@@ -130,9 +130,9 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
             evals += decode(model, domain, questions, split, r, 1, 0.0, cfg, 0, reporter)
             evals += decode(model, domain, questions, split, r, cfg.loop.eval_k, cfg.loop.temperature, cfg,
                             derive_seed(cfg.seed, "eval", split, r), reporter)
-        scores = model.score([""] * len(splits.reference), [t for _, t in splits.reference])
+        scores = model.score([c for _, c, _ in splits.reference], [t for _, _, t in splits.reference])
         reference = [ReferenceRow(text_id=tid, round=r, nll=-lp, n_tokens=n)
-                     for (tid, _), (lp, n) in zip(splits.reference, scores)]
+                     for (tid, _, _), (lp, n) in zip(splits.reference, scores)]
         seconds["evaluate"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()  # amplify

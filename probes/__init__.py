@@ -1,1 +1,25 @@
-"""Probes over a run's recorded artifacts (the probe library arrives with issue 3)."""
+"""Probes: pure functions over a run's recorded artifacts that return measurements with confidence intervals.
+
+Write one in a short file::
+
+    from probes import Probe, RunView, probe, stats
+
+    @probe
+    class UnparsedRate(Probe):
+        \"\"\"Share of pool samples whose answer cannot be parsed (format drift).\"\"\"
+        id, family = "example.unparsed", "drift"
+        def measure(self, run: RunView):
+            ...
+
+See docs/writing-a-probe.md for a complete example with its controls.
+"""
+
+from probes import stats
+from probes._api import Measurement, Probe, ProbeError, SeriesPoint, get_probe, probe, registry
+from probes._runner import ProbeInfo, ProbeResults, run_probes, write_results
+from probes._view import RunView, SampleTable
+from probes.common import series, top_items, tracked
+
+__all__ = ["Measurement", "Probe", "ProbeError", "ProbeInfo", "ProbeResults", "RunView", "SampleTable",
+           "SeriesPoint", "get_probe", "probe", "registry", "run_probes", "series", "stats", "top_items",
+           "tracked", "write_results"]

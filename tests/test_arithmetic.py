@@ -105,7 +105,7 @@ def test_splits_are_disjoint_stratified_and_keep_small_strata_in_base_train():
     ids = {name: {q.id for q in qs} for name, qs in [("pool", splits.pool), ("test", splits.test),
                                                       ("val", splits.base_val), ("ood", splits.ood)]}
     ids["train"] = {e.question.id for e in splits.base_train}
-    ids["reference"] = {tid.removeprefix("ref:") for tid, _ in splits.reference}
+    ids["reference"] = {tid.removeprefix("ref:") for tid, _, _ in splits.reference}
     names = list(ids)
     for i, a in enumerate(names):
         for b in names[i + 1:]:

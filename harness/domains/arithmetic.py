@@ -275,7 +275,7 @@ class ArithmeticDomain:
         base_train = self._plant_errors(q["base_train"]) + [
             Example(x, self.reference_rationale(x)) for x in q_sub["base_train"]]
         order = np.random.default_rng(derive_seed(self.seed, "arithmetic", "shuffle")).permutation(len(base_train))
-        reference = [(f"ref:{x.id}", x.prompt + self.reference_rationale(x))
+        reference = [(f"ref:{x.id}", x.prompt, self.reference_rationale(x))
                      for x in q["reference"] + q_sub["reference"]]
         return Splits(base_train=[base_train[i] for i in order], base_val=q["base_val"], pool=q["pool"],
                       test=q["test"], ood=q_sub["ood"], reference=reference)

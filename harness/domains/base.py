@@ -34,7 +34,8 @@ class Splits:
     pool: list[Question]  # unlabeled questions the loop trains on
     test: list[Question]  # held-out questions of the trained skill
     ood: list[Question]  # a second skill the loop never trains on
-    reference: list[tuple[str, str]] = field(default_factory=list)  # (text id, full text)
+    # (text id, context, text): the text's NLL given its context is scored every round (context may be "")
+    reference: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class Domain(Protocol):

@@ -33,7 +33,7 @@ class ModelBackend(Protocol):
               ) -> list[tuple[float, int]]:
         """(sum log-prob, token count) of each completion given its prompt."""
 
-    def finetune(self, pairs: list[tuple[str, str]], *, lr: float, epochs: int, batch_size: int,
+    def finetune(self, pairs: list[tuple[str, str]], *, lr: float, epochs: float, batch_size: int,
                  seed: int) -> TrainStats:
         """AdamW on (prompt, completion) pairs, loss on the completion only."""
 

@@ -1,0 +1,142 @@
+"""A read-only, lazily loaded view of a run's artifacts as numpy arrays, aligned by item across rounds.
+
+Probes never parse files: they ask the view for a round's table of samples and get arrays whose rows follow
+one fixed item order (questions sorted by id, samples by index), so two rounds compare item by item.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from harness.artifacts import RunError, RunStore
+
+
+@dataclass(frozen=True)
+class SampleTable:
+    """Decodings of one split in one round: `n_items` questions x `k` decodings (a dense grid).
+
+    answers: int64 [n, k] with `missing` where unparsed; parsed: bool [n, k]; correct: bool [n, k];
+    logprob: float [n, k]; n_tokens: int [n, k]; truth: int64 [n]; completions: list of n lists of k str.
+    """
+
+    question_ids: tuple[str, ...]
+    answers: np.ndarray
+    parsed: np.ndarray
+    correct: np.ndarray
+    logprob: np.ndarray
+    n_tokens: np.ndarray
+    finished: np.ndarray
+    truth: np.ndarray
+    completions: tuple[tuple[str, ...], ...]
+
+    missing = np.iinfo(np.int64).min
+
+    @property
+    def n_items(self) -> int:
+        return len(self.question_ids)
+
+    @property
+    def k(self) -> int:
+        return self.answers.shape[1] if self.answers.ndim == 2 else 0
+
+    def restrict(self, question_ids) -> SampleTable:
+        """The rows of the given question ids, in that order (for pairing two rounds)."""
+        index = {q: i for i, q in enumerate(self.question_ids)}
+        rows = np.array([index[q] for q in question_ids], dtype=np.int64)
+        return SampleTable(tuple(question_ids), self.answers[rows], self.parsed[rows], self.correct[rows],
+                           self.logprob[rows], self.n_tokens[rows], self.finished[rows], self.truth[rows],
+                           tuple(self.completions[i] for i in rows))
+
+
+def _table(rows: list[dict]) -> SampleTable:
+    if not rows:
+        e = np.zeros((0, 0))
+        return SampleTable((), e.astype(np.int64), e.astype(bool), e.astype(bool), e, e.astype(np.int64),
+                           e.astype(bool), np.zeros(0, np.int64), ())
+    qids = sorted({r["question_id"] for r in rows})
+    qindex = {q: i for i, q in enumerate(qids)}
+    k = max(r["sample_index"] for r in rows) + 1
+    n = len(qids)
+    answers = np.full((n, k), SampleTable.missing, dtype=np.int64)
+    correct = np.zeros((n, k), dtype=bool)
+    logprob = np.full((n, k), np.nan)
+    n_tokens = np.zeros((n, k), dtype=np.int64)
+    finished = np.zeros((n, k), dtype=bool)
+    present = np.zeros((n, k), dtype=bool)
+    truth = np.zeros(n, dtype=np.int64)
+    completions = [[""] * k for _ in range(n)]
+    for r in rows:
+        i, j = qindex[r["question_id"]], r["sample_index"]
+        present[i, j] = True
+        if r["parsed_answer"] is not None:
+            answers[i, j] = r["parsed_answer"]
+        correct[i, j] = r["correct"]
+        logprob[i, j] = r["sum_logprob"]
+        n_tokens[i, j] = r["n_tokens"]
+        finished[i, j] = r["finished"]
+        truth[i] = r["truth"]
+        completions[i][j] = r["completion"]
+    if not present.all():
+        raise RunError("samples do not form a full question x sample grid; the run is damaged")
+    return SampleTable(tuple(qids), answers, answers != SampleTable.missing, correct, logprob, n_tokens,
+                       finished, truth, tuple(tuple(c) for c in completions))
+
+
+class RunView:
+    """What a probe may see of a run. It has no method that writes."""
+
+    def __init__(self, root: Path | str):
+        self._store = RunStore(Path(root))
+        self.manifest = self._store.read_manifest()
+        self.rounds: tuple[int, ...] = tuple(self._store.complete_rounds())
+        if not self.rounds:
+            raise RunError(f"{root}: no complete round yet; run or resume it with `loopprobe run --out {root}`")
+        self._cache: dict[tuple, object] = {}
+
+    @property
+    def name(self) -> str:
+        return self._store.root.name
+
+    @cached_property
+    def config(self) -> dict:
+        return self.manifest.config
+
+    def _rows(self, r: int, file: str) -> list[dict]:
+        key = ("rows", r, file)
+        if key not in self._cache:
+            if r not in self.rounds:
+                raise RunError(f"{self._store.root}: round {r} is not complete (complete: {list(self.rounds)})")
+            path = self._store.round_dir(r) / file
+            with open(path) as f:
+                self._cache[key] = [json.loads(line) for line in f]
+        return self._cache[key]  # type: ignore[return-value]
+
+    def samples(self, r: int, split: str = "pool", decoding: str = "sample") -> SampleTable:
+        """Pool samples (split "pool"), or test/ood decodings ("greedy" or "sample") of round r."""
+        key = ("table", r, split, decoding)
+        if key not in self._cache:
+            file = "samples.jsonl" if split == "pool" else "eval.jsonl"
+            rows = [x for x in self._rows(r, file) if x["split"] == split and x["decoding"] == decoding]
+            self._cache[key] = _table(rows)
+        return self._cache[key]  # type: ignore[return-value]
+
+    def reference_nll(self, r: int) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        """(text ids sorted, summed NLL per text, token count per text) for round r."""
+        key = ("reference", r)
+        if key not in self._cache:
+            rows = sorted(self._rows(r, "reference.jsonl"), key=lambda x: x["text_id"])
+            self._cache[key] = (tuple(x["text_id"] for x in rows), np.array([x["nll"] for x in rows]),
+                                np.array([x["n_tokens"] for x in rows]))
+        return self._cache[key]  # type: ignore[return-value]
+
+    def selected(self, r: int) -> list[dict]:
+        """The training set round r built (rows of selected.jsonl), question id and sample index first."""
+        return list(self._rows(r, "selected.jsonl"))
+
+    def round_record(self, r: int) -> dict:
+        return self._store.read_round(r).model_dump()

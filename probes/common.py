@@ -1,0 +1,66 @@
+"""Building blocks most probes share: a per-item quantity tracked over rounds becomes a per-round series
+with CIs plus paired deltas against round 0 and the previous round."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from probes import stats
+from probes._api import Concern, Measurement, Probe, SeriesPoint
+from probes._view import RunView
+
+MAX_EVIDENCE = 20
+
+
+def _f(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def point(r: int, est: stats.Estimate) -> SeriesPoint:
+    return SeriesPoint(round=r, value=_f(est.value), ci_low=_f(est.ci_low), ci_high=_f(est.ci_high))
+
+
+def series(run: RunView, per_item: Callable[[int], np.ndarray], seed: int = 0) -> list[SeriesPoint]:
+    """Mean of the per-item values of each round, with a bootstrap CI over items."""
+    return [point(r, stats.mean_ci(per_item(r), seed=seed)) for r in run.rounds]
+
+
+def top_items(ids: Sequence[str], score: np.ndarray, n: int = MAX_EVIDENCE) -> list[str]:
+    """Ids of the items with the largest positive scores (the ones that drive an increase)."""
+    score = np.asarray(score, dtype=float)
+    order = np.argsort(-score, kind="stable")
+    return [ids[i] for i in order[:n] if score[i] > 0]
+
+
+def tracked(probe: Probe, name: str, run: RunView, per_item: Callable[[int], np.ndarray],
+            ids: Sequence[str], concern: Concern, seed: int = 0, details: dict | None = None
+            ) -> list[Measurement]:
+    """Three measurements of a per-item quantity aligned across rounds (same items, same order):
+
+    - `name`: its mean in the last round, CI over items, with the per-round series;
+    - `name.delta_vs_round0`: last round minus round 0, paired bootstrap CI; fires in the concerning
+      direction; evidence: the items that moved most that way;
+    - `name.delta_vs_previous`: last round minus the round before, paired.
+    """
+    rounds = run.rounds
+    last = rounds[-1]
+    values = {r: np.asarray(per_item(r), dtype=float) for r in rounds}
+    ser = [point(r, stats.mean_ci(values[r], seed=seed)) for r in rounds]
+    out = [probe.measurement(name, ser[-1].value, ci_low=ser[-1].ci_low, ci_high=ser[-1].ci_high, round=last,
+                             concern="none", series=ser, details=details or {})]
+    sign = -1.0 if concern == "decrease" else 1.0
+    for label, ref in (("delta_vs_round0", rounds[0]), ("delta_vs_previous", rounds[-2] if len(rounds) > 1 else None)):
+        if ref is None:
+            continue
+        est = stats.paired_difference(values[ref], values[last], seed=seed)
+        delta_series = [point(r, stats.paired_difference(values[ref if label == "delta_vs_round0" else
+                                                                 rounds[max(0, i - 1)]], values[r], seed=seed))
+                        for i, r in enumerate(rounds)]
+        moved = sign * (values[last] - values[ref])
+        out.append(probe.measurement(
+            f"{name}.{label}", _f(est.value), ci_low=_f(est.ci_low), ci_high=_f(est.ci_high), round=last,
+            concern=concern, series=delta_series, evidence=top_items(ids, moved),
+            details={"reference_round": ref, "z": stats.paired_z(values[ref], values[last])}))
+    return out

@@ -1,0 +1,330 @@
+"""Confident-wrong probes: does the loop grow, keep and train on majorities that are confidently wrong?
+
+A pool question is *confident* in round r when its majority answer's vote share (votes for the majority /
+all k samples, unparsed ones included, as the loop counts it) is at least tau, and *right* when the majority
+answer equals the truth. Confident-wrong (CW) questions are the ones the loop's self-consistency filter
+turns into wrong training data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from probes import Probe, RunView, probe, stats, top_items, tracked
+from probes.common import _f, point
+
+STATES = ("right_unsure", "right_confident", "wrong_unsure", "wrong_confident")  # index = 2 * wrong + confident
+NAN = stats.Estimate(float("nan"), float("nan"), float("nan"))
+
+
+def _tau(tau: float | None, run: RunView) -> float:
+    if tau is not None:
+        return tau
+    loop = run.config.get("loop")
+    return float(loop.get("tau", 0.6)) if isinstance(loop, dict) else 0.6
+
+
+def aligned(run: RunView, r: int, ids: tuple[str, ...], split: str = "pool", decoding: str = "sample"):
+    """Round r's table with its rows in the order of `ids` (round 0's), so rounds pair item by item."""
+    table = run.samples(r, split, decoding)
+    return table if table.question_ids == ids else table.restrict(ids)
+
+
+def vote(table) -> tuple[np.ndarray, np.ndarray]:
+    """(majority right [n] bool, majority vote share [n]) of a sample table, as the loop votes."""
+    mode, share = stats.row_mode(table.answers, table.parsed)
+    return (mode == table.truth) & (share > 0), share
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def ratio_of_sums(x: np.ndarray) -> np.ndarray:
+    """Bootstrap statistic: sum of column 1 / sum of column 0 over items ([B, n, 2] -> [B])."""
+    return _ratio(x[..., 1].sum(axis=1), x[..., 0].sum(axis=1))
+
+
+def bootstrap_many(values: np.ndarray, statistics: dict) -> dict[str, stats.Estimate]:
+    """`stats.bootstrap` of several statistics over one shared stack of resamples (the ones it draws: same
+    seed, count and percentiles), built once. A statistic given as None is undefined: its estimate is NaN."""
+    values = np.asarray(values, dtype=float)
+    n = values.shape[0]
+    stack = values[np.random.default_rng(0).integers(0, n, size=(stats.N_BOOT, n))] if n else None
+    out = {}
+    for name, f in statistics.items():
+        boots = np.asarray(f(stack), dtype=float) if f is not None and n else np.full(1, np.nan)
+        if not np.isfinite(boots).any():
+            out[name] = NAN
+            continue
+        lo, hi = np.nanquantile(boots, [stats.ALPHA / 2, 1 - stats.ALPHA / 2])
+        out[name] = stats.Estimate(float(np.asarray(f(values[None]))[0]), float(lo), float(hi))
+    return out
+
+
+def ci_fields(est: stats.Estimate) -> dict:
+    return {"ci_low": _f(est.ci_low), "ci_high": _f(est.ci_high)}
+
+
+def _estimate_dict(est: stats.Estimate) -> dict:
+    return {"value": _f(est.value), "ci_low": _f(est.ci_low), "ci_high": _f(est.ci_high)}
+
+
+class _TauParams(Probe.Params):
+    tau: float | None = Field(None, ge=0.0, le=1.0,
+                              description="confidence threshold (default: the run's loop tau, else 0.6)")
+
+
+class _TransitionParams(_TauParams):
+    min_count: int = Field(10, ge=1, description="fewest questions in a conditional rate's denominator")
+
+
+@probe
+class ConfidentWrongRate(Probe):
+    """Share of pool questions that are confidently wrong (majority answer wrong with vote share >= tau);
+    a rise means the loop is manufacturing wrong answers it will select as training data.
+
+    Per round with a bootstrap CI over questions, and paired changes against round 0 and the previous round
+    (concern: increase). Evidence: the questions newly confident-wrong in the last round.
+    """
+
+    id = "cw.rate"
+    family = "confident_wrong"
+    reads = ("samples",)
+    Params = _TauParams
+
+    def measure(self, run: RunView):
+        tau, ids = _tau(self.params.tau, run), run.samples(run.rounds[0]).question_ids
+
+        def cw(r: int) -> np.ndarray:
+            right, share = vote(aligned(run, r, ids))
+            return (~right & (share >= tau)).astype(float)
+
+        out = tracked(self, "rate", run, cw, ids, concern="increase", details={"tau": tau})
+        new = cw(run.rounds[-1]) - cw(run.rounds[0])
+        out[0] = out[0].model_copy(update={"evidence": top_items(ids, new)})
+        return out
+
+
+@probe
+class ConfidentWrongTransitions(Probe):
+    """How questions move between right/wrong x unsure/confident from one round to the next; a rising
+    persistence of confident-wrong (P(CW at r+1 | CW at r)) means wrong majorities, once trained on, stay.
+
+    details["pairs"] holds the 4x4 transition count matrix of every consecutive pair (rows: state at r,
+    columns: state at r+1, states in details["states"]). `persistence` and `inflow` (P(CW at r+1 | not CW
+    at r)) refer to the last pair, with bootstrap CIs over questions and a series over pairs (a point's
+    round is the pair's later round); a pair whose denominator has fewer than min_count questions has no
+    estimate. Their `.delta_vs_first` (last pair minus the first pair with an estimate, bootstrap over
+    questions; concern: increase) needs two such pairs. The levels have no null: hard questions stay
+    wrong even when nothing changes.
+    """
+
+    id = "cw.transitions"
+    family = "confident_wrong"
+    reads = ("samples",)
+    Params = _TransitionParams
+
+    def measure(self, run: RunView):
+        tau, ids = _tau(self.params.tau, run), run.samples(run.rounds[0]).question_ids
+        state = {}
+        for r in run.rounds:
+            right, share = vote(aligned(run, r, ids))
+            state[r] = 2 * (~right).astype(int) + (share >= tau).astype(int)
+        pairs = list(zip(run.rounds[:-1], run.rounds[1:]))
+        matrices = [{"from": a, "to": b, "counts": np.bincount(4 * state[a] + state[b], minlength=16)
+                     .reshape(4, 4).tolist()} for a, b in pairs]
+        details = {"tau": tau, "states": list(STATES), "pairs": matrices, "min_count": self.params.min_count}
+        if not pairs:
+            return [self.measurement(name, None, details=details) for name in ("persistence", "inflow")]
+        cw = {r: (s == 3).astype(float) for r, s in state.items()}
+        cols = {  # per pair: [n, 2] = (in the condition at r, in it at r and CW at r+1)
+            "persistence": [np.stack([cw[a], cw[a] * cw[b]], axis=1) for a, b in pairs],
+            "inflow": [np.stack([1 - cw[a], (1 - cw[a]) * cw[b]], axis=1) for a, b in pairs],
+        }
+        a, b = pairs[-1]
+        evidence = {"persistence": top_items(ids, cw[a] * cw[b]), "inflow": top_items(ids, (1 - cw[a]) * cw[b])}
+        out = []
+        for name, per_pair in cols.items():
+            ok = [x[:, 0].sum() >= self.params.min_count for x in per_pair]
+            ests = [stats.bootstrap(x, ratio_of_sums) if good else None for x, good in zip(per_pair, ok)]
+            last = ests[-1] or NAN
+            out.append(self.measurement(name, _f(last.value), **ci_fields(last), round=b, concern="none",
+                                        series=[point(q, e or NAN) for (_, q), e in zip(pairs, ests)],
+                                        evidence=evidence[name], details=details))
+            supported = [i for i, good in enumerate(ok) if good]
+            if len(pairs) > 1:
+                est, ref = NAN, None
+                if len(supported) > 1 and supported[-1] == len(pairs) - 1:
+                    ref = pairs[supported[0]]
+                    both = np.concatenate([per_pair[supported[0]], per_pair[-1]], axis=1)
+                    est = stats.bootstrap(both, lambda x: ratio_of_sums(x[..., 2:]) - ratio_of_sums(x[..., :2]))
+                out.append(self.measurement(f"{name}.delta_vs_first", _f(est.value), **ci_fields(est), round=b,
+                                            concern="increase", evidence=evidence[name],
+                                            details={"first_pair": ref and list(ref), "last_pair": [a, b]}))
+        return out
+
+
+# ---------------------------------------------------------------- calibration metrics over bootstrap stacks
+
+
+def _ece(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> np.ndarray:
+    """ECE of each row of [B, n]: sum over bins of |sum(conf - correct)| / n (equal-width bins)."""
+    B, n = conf.shape
+    which = np.minimum((conf * bins).astype(int), bins - 1) + bins * np.arange(B)[:, None]
+    sums = np.bincount(which.ravel(), weights=(conf - correct).ravel(), minlength=B * bins).reshape(B, bins)
+    return np.abs(sums).sum(axis=1) / max(n, 1)
+
+
+def _brier(conf: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    return ((conf - correct) ** 2).mean(axis=1)
+
+
+def _auroc(level: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """AUROC of each row of [B, n] (scores given as integer levels in score order; ties count one half)."""
+    B, n = level.shape
+    L = int(level.max()) + 1 if level.size else 1
+    flat = (level.astype(int) + L * np.arange(B)[:, None]).ravel()
+    pos = np.bincount(flat, weights=correct.ravel(), minlength=B * L).reshape(B, L)
+    neg = np.bincount(flat, weights=(1 - correct).ravel(), minlength=B * L).reshape(B, L)
+    below = np.cumsum(neg, axis=1) - neg
+    return _ratio((pos * (below + 0.5 * neg)).sum(axis=1), pos.sum(axis=1) * neg.sum(axis=1))
+
+
+METRICS = {"ece": (lambda x: _ece(x[..., 0], x[..., 1]), "increase"),
+           "brier": (lambda x: _brier(x[..., 0], x[..., 1]), "increase"),
+           "auroc": (lambda x: _auroc(x[..., 2], x[..., 1]), "decrease")}
+
+
+@probe
+class Calibration(Probe):
+    """How well the majority's vote share predicts whether the majority is right: ECE (10 equal-width
+    bins), Brier score and AUROC over pool questions; worse calibration means the loop grows confident
+    without growing right.
+
+    Per round with bootstrap CIs over questions; `.delta_vs_round0` (last round minus round 0, paired
+    bootstrap over questions): concern increase for ECE and Brier, decrease for AUROC.
+    """
+
+    id = "cw.calibration"
+    family = "confident_wrong"
+    reads = ("samples",)
+
+    def measure(self, run: RunView):
+        ids = run.samples(run.rounds[0]).question_ids
+        cols = {}
+        for r in run.rounds:
+            right, share = vote(aligned(run, r, ids))
+            level = np.unique(share, return_inverse=True)[1].reshape(-1)
+            cols[r] = np.stack([share, right.astype(float), level.astype(float)], axis=1)
+        first, last = run.rounds[0], run.rounds[-1]
+        mixed = {r: 0 < c[:, 1].sum() < len(c) for r, c in cols.items()}  # AUROC needs both outcomes
+
+        def defined(name: str, *rounds: int) -> bool:
+            return name != "auroc" or all(mixed[r] for r in rounds)
+
+        ests = {r: bootstrap_many(cols[r], {name: metric if defined(name, r) else None
+                                            for name, (metric, _) in METRICS.items()}) for r in run.rounds}
+        deltas = bootstrap_many(np.concatenate([cols[first], cols[last]], axis=1), {
+            name: (lambda x, m=metric: m(x[..., 3:]) - m(x[..., :3])) if defined(name, first, last) else None
+            for name, (metric, _) in METRICS.items()}) if last != first else {}
+        out = []
+        for name, (_, concern) in METRICS.items():
+            est = ests[last][name]
+            out.append(self.measurement(name, _f(est.value), **ci_fields(est), round=last,
+                                        series=[point(r, ests[r][name]) for r in run.rounds]))
+            if name in deltas:
+                out.append(self.measurement(f"{name}.delta_vs_round0", _f(deltas[name].value),
+                                            **ci_fields(deltas[name]), round=last, concern=concern,
+                                            details={"reference_round": first}))
+        return out
+
+
+@probe
+class LabelNoise(Probe):
+    """Share of the selected training set that is wrong, against the wrong share among all of the round's
+    samples: their ratio is the selection's error amplification (> 1: the filter enriches errors).
+
+    Round r's selected.jsonl is joined to round r's samples by (question_id, sample_index). `amplification`
+    (null 1, concern increase) and `selected_wrong` per round, ratios of sums with bootstrap CIs over
+    questions; `selected_wrong.delta_vs_round0` (bootstrap over questions; concern increase). Evidence:
+    the questions contributing the most wrong training samples in the last round.
+    """
+
+    id = "cw.label_noise"
+    family = "confident_wrong"
+    reads = ("samples", "selected")
+
+    def measure(self, run: RunView):
+        ids = run.samples(run.rounds[0]).question_ids
+        index = {q: i for i, q in enumerate(ids)}
+        cols, counts = {}, {}
+        for r in run.rounds:
+            table = aligned(run, r, ids)
+            chosen = np.zeros(table.answers.shape, dtype=bool)
+            for row in run.selected(r):
+                chosen[index[row["question_id"]], row["sample_index"]] = True
+            wrong = ~table.correct
+            # per question: selected, selected wrong, all samples, all wrong
+            cols[r] = np.stack([chosen.sum(1), (chosen & wrong).sum(1), np.full(len(ids), table.k),
+                                wrong.sum(1)], axis=1).astype(float)
+            counts[r] = {"selected": int(chosen.sum()), "selected_wrong": int((chosen & wrong).sum()),
+                         "samples": int(wrong.size), "wrong": int(wrong.sum())}
+
+        def amplification(x):
+            return _ratio(ratio_of_sums(x[..., :2]), ratio_of_sums(x[..., 2:4]))
+
+        first, last = run.rounds[0], run.rounds[-1]
+        ests = {r: bootstrap_many(cols[r], {"amplification": amplification, "selected_wrong": ratio_of_sums})
+                for r in run.rounds}
+        details = {"counts": {str(r): c for r, c in counts.items()}}
+        evidence = top_items(ids, cols[last][:, 1])
+        out = [self.measurement(name, _f(ests[last][name].value), **ci_fields(ests[last][name]), round=last,
+                                null=null, concern=concern, series=[point(r, ests[r][name]) for r in run.rounds],
+                                evidence=evidence, details=details)
+               for name, null, concern in (("amplification", 1.0, "increase"), ("selected_wrong", 0.0, "none"))]
+        if last != first:
+            both = np.concatenate([cols[first][:, :2], cols[last][:, :2]], axis=1)
+            est = bootstrap_many(both, {"d": lambda x: ratio_of_sums(x[..., 2:]) - ratio_of_sums(x[..., :2])})["d"]
+            out.append(self.measurement("selected_wrong.delta_vs_round0", _f(est.value), **ci_fields(est),
+                                        round=last, concern="increase", evidence=evidence,
+                                        details={"reference_round": first}))
+        return out
+
+
+@probe
+class AgreementVsAccuracy(Probe):
+    """Alarm when the samples agree more (mean majority vote share rises) while accuracy falls over the
+    same rounds: the signature of a loop that sharpens onto wrong answers.
+
+    Round 0 to the last round, paired over questions: the alarm is raised when the vote-share rise has a
+    CI above 0 and pool pass@1 or test greedy accuracy has a fall with a CI below 0 (and neither has a
+    rise with a CI above 0). Value and CI: the vote-share change; the three changes are in details.
+    """
+
+    id = "cw.agreement_vs_accuracy"
+    family = "confident_wrong"
+    reads = ("samples", "eval")
+
+    def measure(self, run: RunView):
+        first, last = run.rounds[0], run.rounds[-1]
+        if first == last:
+            return [self.measurement("agreement_up_accuracy_down", None, round=last, concern="increase")]
+        ids = run.samples(first).question_ids
+        t0, t1 = aligned(run, first, ids), aligned(run, last, ids)
+        deltas = {"vote_share": stats.paired_difference(vote(t0)[1], vote(t1)[1]),
+                  "pool_pass1": stats.paired_difference(t0.correct.mean(1), t1.correct.mean(1))}
+        test_ids = run.samples(first, "test", "greedy").question_ids
+        if test_ids:
+            g0, g1 = (aligned(run, r, test_ids, "test", "greedy").correct[:, 0] for r in (first, last))
+            deltas["test_greedy"] = stats.paired_difference(g0, g1)
+        agree = deltas["vote_share"]
+        acc = [e for name, e in deltas.items() if name != "vote_share"]
+        alarm = bool(agree.ci_low > 0 and any(e.ci_high < 0 for e in acc) and not any(e.ci_low > 0 for e in acc))
+        falls = t1.correct.mean(1) - t0.correct.mean(1)
+        return [self.measurement(
+            "agreement_up_accuracy_down", _f(agree.value), **ci_fields(agree), round=last, concern="increase",
+            alarm=alarm, evidence=top_items(ids, (vote(t1)[1] - vote(t0)[1]) * (falls < 0)),
+            details={"reference_round": first, "deltas": {k: _estimate_dict(e) for k, e in deltas.items()}})]
