@@ -16,7 +16,6 @@ import torch
 from transformers import GenerationConfig
 
 from harness.domains.arithmetic import ArithmeticConfig, ArithmeticDomain
-from harness.models.tiny import sampler
 from harness.models.tiny.model import TinyConfig, TinyModel
 
 

@@ -9,17 +9,51 @@ import numpy as np
 
 from probes import stats
 from probes._api import Concern, Measurement, Probe, SeriesPoint
-from probes._view import RunView
+from probes._view import RunView, SampleTable
 
 MAX_EVIDENCE = 20
 
 
-def _f(x: float) -> float | None:
+def finite(x: float | None) -> float | None:
+    """A JSON-safe number: None for None, NaN and infinities."""
     return None if x is None or not np.isfinite(x) else float(x)
 
 
+def ci_fields(est: stats.Estimate) -> dict[str, float | None]:
+    return {"ci_low": finite(est.ci_low), "ci_high": finite(est.ci_high)}
+
+
+def estimate_fields(est: stats.Estimate) -> dict[str, float | None]:
+    return {"value": finite(est.value), **ci_fields(est)}
+
+
 def point(r: int, est: stats.Estimate) -> SeriesPoint:
-    return SeriesPoint(round=r, value=_f(est.value), ci_low=_f(est.ci_low), ci_high=_f(est.ci_high))
+    return SeriesPoint(round=r, **estimate_fields(est))
+
+
+def aligned(run: RunView, r: int, ids: tuple[str, ...], split: str = "pool", decoding: str = "sample"
+            ) -> SampleTable:
+    """Round r's table with its rows in the order of `ids`, so rounds pair item by item."""
+    table = run.samples(r, split, decoding)
+    return table if table.question_ids == ids else table.restrict(ids)
+
+
+def aligned_rounds(run: RunView, split: str = "pool", decoding: str = "sample"
+                   ) -> tuple[tuple[str, ...], dict[int, SampleTable]]:
+    """Every round's table of one split, restricted to the questions all rounds share, in one order."""
+    tables = {r: run.samples(r, split, decoding) for r in run.rounds}
+    ids = tables[run.rounds[0]].question_ids
+    if any(t.question_ids != ids for t in tables.values()):
+        shared = set.intersection(*(set(t.question_ids) for t in tables.values()))
+        ids = tuple(q for q in ids if q in shared)
+        tables = {r: t.restrict(ids) for r, t in tables.items()}
+    return ids, tables
+
+
+def vote(table: SampleTable) -> tuple[np.ndarray, np.ndarray]:
+    """(majority right [n] bool, majority vote share [n]) of a sample table, as the loop votes."""
+    mode, share = stats.row_mode(table.answers, table.parsed)
+    return (mode == table.truth) & (share > 0), share
 
 
 def series(run: RunView, per_item: Callable[[int], np.ndarray], seed: int = 0) -> list[SeriesPoint]:
@@ -58,9 +92,11 @@ def tracked(probe: Probe, name: str, run: RunView, per_item: Callable[[int], np.
         delta_series = [point(r, stats.paired_difference(values[ref if label == "delta_vs_round0" else
                                                                  rounds[max(0, i - 1)]], values[r], seed=seed))
                         for i, r in enumerate(rounds)]
+        if concern == "either":  # the items that moved the way the estimate went
+            sign = -1.0 if (est.value or 0) < 0 else 1.0
         moved = sign * (values[last] - values[ref])
         out.append(probe.measurement(
-            f"{name}.{label}", _f(est.value), ci_low=_f(est.ci_low), ci_high=_f(est.ci_high), round=last,
+            f"{name}.{label}", finite(est.value), ci_low=finite(est.ci_low), ci_high=finite(est.ci_high), round=last,
             concern=concern, series=delta_series, evidence=top_items(ids, moved),
             details={"reference_round": ref, "z": stats.paired_z(values[ref], values[last])}))
     return out

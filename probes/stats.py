@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,8 +27,16 @@ class Estimate:
         return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high}
 
 
-def _nan() -> Estimate:
-    return Estimate(float("nan"), float("nan"), float("nan"))
+NAN = Estimate(float("nan"), float("nan"), float("nan"))
+
+
+@lru_cache(maxsize=16)
+def resample_indices(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """The [n_boot, n] bootstrap index matrix for n items; cached, since probes resample the same items
+    many times with the same seed (and the same indices make their CIs consistent with each other)."""
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    idx.setflags(write=False)
+    return idx
 
 
 def bootstrap(values: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -37,13 +46,30 @@ def bootstrap(values: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray] 
     values = np.asarray(values, dtype=float)
     n = values.shape[0]
     if n == 0:
-        return _nan()
+        return NAN
     stat = statistic or (lambda x: x.mean(axis=1))
     point = float(np.asarray(stat(values[None]))[0])
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    boots = np.asarray(stat(values[idx]), dtype=float)
+    boots = np.asarray(stat(values[resample_indices(n, n_boot, seed)]), dtype=float)
     lo, hi = np.nanquantile(boots, [alpha / 2, 1 - alpha / 2])
     return Estimate(point, float(lo), float(hi))
+
+
+def bootstrap_many(values: np.ndarray, statistics: dict[str, Callable[[np.ndarray], np.ndarray] | None],
+                   n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA) -> dict[str, Estimate]:
+    """`bootstrap` of several statistics over one shared stack of resamples, built once. A statistic given
+    as None, or with no finite resample, is undefined: its estimate is NAN."""
+    values = np.asarray(values, dtype=float)
+    n = values.shape[0]
+    stack = values[resample_indices(n, n_boot, seed)] if n else None
+    out = {}
+    for name, f in statistics.items():
+        boots = np.asarray(f(stack), dtype=float) if f is not None and n else np.full(1, np.nan)
+        if not np.isfinite(boots).any():
+            out[name] = NAN
+            continue
+        lo, hi = np.nanquantile(boots, [alpha / 2, 1 - alpha / 2])
+        out[name] = Estimate(float(np.asarray(f(values[None]))[0]), float(lo), float(hi))
+    return out
 
 
 def mean_ci(values, seed: int = 0) -> Estimate:

@@ -4,7 +4,6 @@ import time
 
 import pytest
 
-from harness.artifacts import RunStore
 from harness.config import RunConfig
 from harness.loop import run_loop
 

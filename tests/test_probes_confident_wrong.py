@@ -3,11 +3,7 @@ harness's own round summary and scikit-learn, planted effects (positive) and exc
 
 from __future__ import annotations
 
-import tempfile
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,67 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from harness.artifacts import Manifest, ReferenceRow, RoundRecord, RunStore, SampleRow, sha256_file, write_jsonl
-from harness.strategies.select import self_consistency, strip_labels
-from harness.summary import summarise_round
 from probes import RunView, get_probe, stats
+from probes.common import vote
 from probes.library import confident_wrong as cw
-from probes.testing import RoundSpec, clean_rounds, write_synthetic_run
-
-SMALL = {"n_pool": 160, "n_test": 100, "n_ood": 10, "n_ref": 5}
-CW_PROBES = ("cw.rate", "cw.transitions", "cw.calibration", "cw.label_noise", "cw.agreement_vs_accuracy")
-
-
-def hand_run(path: Path, rounds: list[list[list[int | None]]], truth: int = 10, tau: float = 0.75,
-             test_right: list[list[bool]] | None = None) -> Path:
-    """A run whose round r gives question q the answers rounds[r][q] (all questions have `truth`);
-    selection, summary and files are the loop's own. test_right[r]: greedy correctness of test items."""
-    store = RunStore(path)
-    store.open(Manifest(config={"loop": {"tau": tau}}, config_hash="hand", seed=0, base_model={}, versions={},
-                        git_revision=None, created="test"))
-    for r, per_q in enumerate(rounds):
-        def row(qid, split, j, answer, decoding="sample"):
-            return SampleRow(question_id=qid, split=split, round=r, sample_index=j, decoding=decoding, prompt="p",
-                             completion=f"A: {answer}", parsed_answer=answer, sum_logprob=-1.0, n_tokens=3,
-                             finished=True, truth=truth, correct=answer == truth)
-
-        samples = [row(f"q{i}", "pool", j, a) for i, answers in enumerate(per_q) for j, a in enumerate(answers)]
-        evals = [row(f"t{i}", "test", 0, truth if ok else truth + 1, "greedy")
-                 for i, ok in enumerate((test_right or [[]] * len(rounds))[r])]
-        selected = self_consistency(strip_labels(samples), tau, r)
-        reference = [ReferenceRow(text_id="ref:0", round=r, nll=1.0, n_tokens=2)]
-        d = store.round_dir(r)
-        files = {"eval.jsonl": evals, "reference.jsonl": reference, "samples.jsonl": samples,
-                 "selected.jsonl": selected}
-        for name, rows in files.items():
-            write_jsonl(d / name, rows)
-        metrics, counts = summarise_round(samples, evals, selected, reference, tau)
-        store.finish_round(RoundRecord(round=r, metrics=metrics, counts=counts, training=None, seconds={},
-                                       files={n: sha256_file(d / n) for n in files}))
-    return path
-
-
-# states at tau 0.75 with k = 4 and truth 10
-RC, RU, WU, WC = [10, 10, 10, 11], [10, 10, 11, 12], [11, 11, 10, 12], [11, 11, 11, 10]
-TIE, NONE = [11, 10, 11, 10], [None] * 4  # a tie goes to the first-seen answer (11: wrong); no parse: wrong
-ROUND0 = [WC, WC, WC, RC, RU, NONE, RC, WU, RU]
-ROUND1 = [WC, WC, RC, WC, TIE, RU, RC, WC, RU]
-
+from probes.testing import RoundSpec, clean_rounds
+from tests.probe_runs import CW_PROBES, RC, ROUND0, ROUND1, RU, SMALL, TIE, WC, WU, NONE, hand_run, measure, synthetic  # noqa: F401
 
 @pytest.fixture
 def tiny(tmp_path) -> RunView:
     return RunView(hand_run(tmp_path / "run", [ROUND0, ROUND1], test_right=[[True, True], [True, False]]))
-
-
-def measure(run: RunView, pid: str, **params) -> dict:
-    return {m.name: m for m in get_probe(pid)(**params).measure(run)}
-
-
-@contextmanager
-def synthetic(rounds: list[RoundSpec], seed: int = 0) -> Iterator[RunView]:
-    """A small synthetic run in a temporary directory (hypothesis examples cannot use tmp_path)."""
-    with tempfile.TemporaryDirectory(prefix="loopprobe-") as d:
-        yield RunView(write_synthetic_run(Path(d) / "run", rounds, seed=seed, **SMALL))
 
 
 def test_transition_matrix_by_hand(tiny):
@@ -114,11 +58,11 @@ def test_calibration_matches_sklearn(tiny):
     with synthetic(clean_rounds(2), seed=3) as run:
         m = measure(run, "cw.calibration")
         for r in run.rounds:
-            right, share = cw.vote(run.samples(r))
+            right, share = vote(run.samples(r))
             assert m["brier"].series[r].value == pytest.approx(brier_score_loss(right, share))
             assert m["auroc"].series[r].value == pytest.approx(roc_auc_score(right, share))
             assert m["ece"].series[r].value == pytest.approx(stats.expected_calibration_error(share, right))
-        right, share = cw.vote(tiny.samples(0))
+        right, share = vote(tiny.samples(0))
         assert measure(tiny, "cw.calibration")["auroc"].series[0].value == pytest.approx(roc_auc_score(right, share))
 
 

@@ -15,7 +15,7 @@ from scipy.stats import entropy
 
 from probes.library.forecast import direction
 from probes.testing import RoundSpec, clean_rounds
-from tests.test_probes_confident_wrong import ROUND0, ROUND1, hand_run, measure, synthetic
+from tests.probe_runs import ROUND0, ROUND1, hand_run, measure, synthetic
 
 MISSING = np.iinfo(np.int64).min
 

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from probes import Probe, RunView, SampleTable, probe, stats, top_items, tracked
-from probes.common import MAX_EVIDENCE, point
+from probes.common import MAX_EVIDENCE, aligned, estimate_fields, point
 
 _DIGITS = str.maketrans("0123456789", "#" * 10)
 _N_SHIFT = 56  # pool n-gram keys: (index of n) << 56 | byte code, so n <= 7
@@ -78,11 +78,6 @@ def _normal(value: float, spread: np.ndarray) -> stats.Estimate:
     return stats.Estimate(float(value), float(value) - _Z * sd, float(value) + _Z * sd)
 
 
-def _fields(est: stats.Estimate) -> dict:
-    return {f: (float(v) if np.isfinite(v) else None)
-            for f, v in (("value", est.value), ("ci_low", est.ci_low), ("ci_high", est.ci_high))}
-
-
 def _level_and_change(probe: Probe, name: str, change: str, concern: str, per_round: dict, **fields) -> list:
     """From (full-pool value, values over halves) per round: `name`, the last round's value with a series
     per round, and `change`, the last round minus the first on the same halves (concern: `concern`)."""
@@ -90,15 +85,10 @@ def _level_and_change(probe: Probe, name: str, change: str, concern: str, per_ro
     ests = {r: _normal(*v) for r, v in per_round.items()}
     deltas = {r: _normal(v[0] - base[0], v[1] - base[1]) for r, v in per_round.items()}
     return [probe.measurement(name, round=last, series=[point(r, e) for r, e in ests.items()], **fields,
-                              **_fields(ests[last])),
+                              **estimate_fields(ests[last])),
             probe.measurement(change, round=last, concern=concern, series=[point(r, e) for r, e in deltas.items()],
                               **{**fields, "details": {"reference_round": first, **fields.get("details", {})}},
-                              **_fields(deltas[last]))]
-
-
-def _aligned(run: RunView, r: int, ids: tuple[str, ...]) -> SampleTable:
-    t = run.samples(r)
-    return t if t.question_ids == ids else t.restrict(ids)
+                              **estimate_fields(deltas[last]))]
 
 
 class _Seeded(Probe.Params):
@@ -160,7 +150,7 @@ class RationaleDiversity(Probe):
 
         def per_question(r: int) -> tuple[np.ndarray, np.ndarray]:
             if r not in cache:
-                comp = _aligned(run, r, ids).completions
+                comp = aligned(run, r, ids).completions
                 cache[r] = (distinct_n(comp, ns), np.array([compression_ratio("\n".join(c)) for c in comp]))
             return cache[r]
 
@@ -173,7 +163,7 @@ class RationaleDiversity(Probe):
         w[np.arange(len(idx))[:, None], idx] = 1.0
         pool = {"distinct_n": {}, "compression_ratio": {}}  # name -> round -> (full pool, halves)
         for r in run.rounds:
-            comp = _aligned(run, r, ids).completions
+            comp = aligned(run, r, ids).completions
             pool["distinct_n"][r] = self._pool_distinct([template("\0".join(c)) for c in comp], ns, w)
             tpl = [template("\n".join(c)).encode() for c in comp]
             texts = [b"\n".join(tpl)] + [b"\n".join([tpl[i] for i in row]) for row in idx]
@@ -230,7 +220,7 @@ class FixedPoints(Probe):
         p, ids = self.params, run.samples(run.rounds[0]).question_ids
         modes = {}
         for r in run.rounds:
-            t = _aligned(run, r, ids)
+            t = aligned(run, r, ids)
             mode, share = stats.row_mode(t.answers, t.parsed)
             modes[r] = (mode, share >= p.threshold, mode == t.truth)
         pairs = list(zip(run.rounds[:-1], run.rounds[1:]))
@@ -251,7 +241,7 @@ class FixedPoints(Probe):
         for name, flags, concern in (("wrong_share", wrong, "increase"), ("right_share", right, "none")):
             ests = {b: stats.mean_ci(flags[b].astype(float), seed=p.seed) for _, b in pairs}
             out.append(self.measurement(
-                name, round=last, concern=concern, series=[point(b, e) for b, e in ests.items()], **_fields(ests[last]),
+                name, round=last, concern=concern, series=[point(b, e) for b, e in ests.items()], **estimate_fields(ests[last]),
                 evidence=evidence if name == "wrong_share" else [],
                 details={"threshold": p.threshold, "pair": list(pairs[-1]), "count": int(flags[last].sum())}))
         if len(pairs) > 1:
@@ -259,7 +249,7 @@ class FixedPoints(Probe):
             out.append(self.measurement(
                 "wrong_share.delta_vs_first_pair", round=last, concern="increase", evidence=evidence,
                 series=[point(b, stats.paired_difference(wrong[first], wrong[b], seed=p.seed)) for _, b in pairs],
-                **_fields(est), details={"first_pair": list(pairs[0]), "last_pair": list(pairs[-1])}))
+                **estimate_fields(est), details={"first_pair": list(pairs[0]), "last_pair": list(pairs[-1])}))
         return out
 
 
@@ -298,7 +288,7 @@ class Basins(Probe):
         idx = halves(m, stats.N_BOOT, self.params.seed)
         found = {"answer_basin": {}, "template_basin": {}}  # name -> round -> (full, halves, labels, group)
         for r in run.rounds:
-            t = _aligned(run, r, ids)
+            t = aligned(run, r, ids)
             mode, share = stats.row_mode(t.answers, t.parsed)
             wrong = (share > 0) & (mode != t.truth)
             first = np.argmax(t.answers == mode[:, None], axis=1)
@@ -348,7 +338,7 @@ class PassAtK(Probe):
 
     def measure(self, run: RunView):
         seed, ids = self.params.seed, run.samples(run.rounds[0]).question_ids
-        curves = {r: pass_curve(_aligned(run, r, ids)) for r in run.rounds}
+        curves = {r: pass_curve(aligned(run, r, ids)) for r in run.rounds}
         first, last = run.rounds[0], run.rounds[-1]
         k = curves[last].shape[1]
         per_item = {"pass@1": lambda r: curves[r][:, 0], "area": lambda r: curves[r].mean(axis=1),
@@ -360,7 +350,7 @@ class PassAtK(Probe):
         deltas = {name: stats.paired_difference(f(first), f(last), seed=seed) for name, f in per_item.items()}
         if len(run.rounds) > 1:
             out.append(self.measurement(
-                "pass@k.delta_vs_round0", round=last, concern="decrease", **_fields(deltas["pass@k"]),
+                "pass@k.delta_vs_round0", round=last, concern="decrease", **estimate_fields(deltas["pass@k"]),
                 evidence=top_items(ids, curves[first][:, -1] - curves[last][:, -1]),
                 details={"k": k, "reference_round": first}))
         falling = [name for name in ("area", "pass@k") if deltas[name].ci_high < 0]
@@ -368,5 +358,5 @@ class PassAtK(Probe):
         out.append(self.measurement(
             "reversal", None, round=last, alarm=alarm,
             details={"reference_round": first, "k": k, "falling": falling if alarm else [],
-                     **{f"{name}.delta_vs_round0": _fields(d) for name, d in deltas.items()}}))
+                     **{f"{name}.delta_vs_round0": estimate_fields(d) for name, d in deltas.items()}}))
         return out

@@ -12,10 +12,9 @@ import numpy as np
 from pydantic import Field
 
 from probes import Probe, RunView, probe, stats, top_items, tracked
-from probes.common import _f, point
+from probes.common import aligned, ci_fields, estimate_fields, finite, point, vote
 
 STATES = ("right_unsure", "right_confident", "wrong_unsure", "wrong_confident")  # index = 2 * wrong + confident
-NAN = stats.Estimate(float("nan"), float("nan"), float("nan"))
 
 
 def _tau(tau: float | None, run: RunView) -> float:
@@ -23,18 +22,6 @@ def _tau(tau: float | None, run: RunView) -> float:
         return tau
     loop = run.config.get("loop")
     return float(loop.get("tau", 0.6)) if isinstance(loop, dict) else 0.6
-
-
-def aligned(run: RunView, r: int, ids: tuple[str, ...], split: str = "pool", decoding: str = "sample"):
-    """Round r's table with its rows in the order of `ids` (round 0's), so rounds pair item by item."""
-    table = run.samples(r, split, decoding)
-    return table if table.question_ids == ids else table.restrict(ids)
-
-
-def vote(table) -> tuple[np.ndarray, np.ndarray]:
-    """(majority right [n] bool, majority vote share [n]) of a sample table, as the loop votes."""
-    mode, share = stats.row_mode(table.answers, table.parsed)
-    return (mode == table.truth) & (share > 0), share
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -45,31 +32,6 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def ratio_of_sums(x: np.ndarray) -> np.ndarray:
     """Bootstrap statistic: sum of column 1 / sum of column 0 over items ([B, n, 2] -> [B])."""
     return _ratio(x[..., 1].sum(axis=1), x[..., 0].sum(axis=1))
-
-
-def bootstrap_many(values: np.ndarray, statistics: dict) -> dict[str, stats.Estimate]:
-    """`stats.bootstrap` of several statistics over one shared stack of resamples (the ones it draws: same
-    seed, count and percentiles), built once. A statistic given as None is undefined: its estimate is NaN."""
-    values = np.asarray(values, dtype=float)
-    n = values.shape[0]
-    stack = values[np.random.default_rng(0).integers(0, n, size=(stats.N_BOOT, n))] if n else None
-    out = {}
-    for name, f in statistics.items():
-        boots = np.asarray(f(stack), dtype=float) if f is not None and n else np.full(1, np.nan)
-        if not np.isfinite(boots).any():
-            out[name] = NAN
-            continue
-        lo, hi = np.nanquantile(boots, [stats.ALPHA / 2, 1 - stats.ALPHA / 2])
-        out[name] = stats.Estimate(float(np.asarray(f(values[None]))[0]), float(lo), float(hi))
-    return out
-
-
-def ci_fields(est: stats.Estimate) -> dict:
-    return {"ci_low": _f(est.ci_low), "ci_high": _f(est.ci_high)}
-
-
-def _estimate_dict(est: stats.Estimate) -> dict:
-    return {"value": _f(est.value), "ci_low": _f(est.ci_low), "ci_high": _f(est.ci_high)}
 
 
 class _TauParams(Probe.Params):
@@ -150,18 +112,18 @@ class ConfidentWrongTransitions(Probe):
         for name, per_pair in cols.items():
             ok = [x[:, 0].sum() >= self.params.min_count for x in per_pair]
             ests = [stats.bootstrap(x, ratio_of_sums) if good else None for x, good in zip(per_pair, ok)]
-            last = ests[-1] or NAN
-            out.append(self.measurement(name, _f(last.value), **ci_fields(last), round=b, concern="none",
-                                        series=[point(q, e or NAN) for (_, q), e in zip(pairs, ests)],
+            last = ests[-1] or stats.NAN
+            out.append(self.measurement(name, finite(last.value), **ci_fields(last), round=b, concern="none",
+                                        series=[point(q, e or stats.NAN) for (_, q), e in zip(pairs, ests)],
                                         evidence=evidence[name], details=details))
             supported = [i for i, good in enumerate(ok) if good]
             if len(pairs) > 1:
-                est, ref = NAN, None
+                est, ref = stats.NAN, None
                 if len(supported) > 1 and supported[-1] == len(pairs) - 1:
                     ref = pairs[supported[0]]
                     both = np.concatenate([per_pair[supported[0]], per_pair[-1]], axis=1)
                     est = stats.bootstrap(both, lambda x: ratio_of_sums(x[..., 2:]) - ratio_of_sums(x[..., :2]))
-                out.append(self.measurement(f"{name}.delta_vs_first", _f(est.value), **ci_fields(est), round=b,
+                out.append(self.measurement(f"{name}.delta_vs_first", finite(est.value), **ci_fields(est), round=b,
                                             concern="increase", evidence=evidence[name],
                                             details={"first_pair": ref and list(ref), "last_pair": [a, b]}))
         return out
@@ -225,18 +187,18 @@ class Calibration(Probe):
         def defined(name: str, *rounds: int) -> bool:
             return name != "auroc" or all(mixed[r] for r in rounds)
 
-        ests = {r: bootstrap_many(cols[r], {name: metric if defined(name, r) else None
+        ests = {r: stats.bootstrap_many(cols[r], {name: metric if defined(name, r) else None
                                             for name, (metric, _) in METRICS.items()}) for r in run.rounds}
-        deltas = bootstrap_many(np.concatenate([cols[first], cols[last]], axis=1), {
+        deltas = stats.bootstrap_many(np.concatenate([cols[first], cols[last]], axis=1), {
             name: (lambda x, m=metric: m(x[..., 3:]) - m(x[..., :3])) if defined(name, first, last) else None
             for name, (metric, _) in METRICS.items()}) if last != first else {}
         out = []
         for name, (_, concern) in METRICS.items():
             est = ests[last][name]
-            out.append(self.measurement(name, _f(est.value), **ci_fields(est), round=last,
+            out.append(self.measurement(name, finite(est.value), **ci_fields(est), round=last,
                                         series=[point(r, ests[r][name]) for r in run.rounds]))
             if name in deltas:
-                out.append(self.measurement(f"{name}.delta_vs_round0", _f(deltas[name].value),
+                out.append(self.measurement(f"{name}.delta_vs_round0", finite(deltas[name].value),
                                             **ci_fields(deltas[name]), round=last, concern=concern,
                                             details={"reference_round": first}))
         return out
@@ -277,18 +239,18 @@ class LabelNoise(Probe):
             return _ratio(ratio_of_sums(x[..., :2]), ratio_of_sums(x[..., 2:4]))
 
         first, last = run.rounds[0], run.rounds[-1]
-        ests = {r: bootstrap_many(cols[r], {"amplification": amplification, "selected_wrong": ratio_of_sums})
+        ests = {r: stats.bootstrap_many(cols[r], {"amplification": amplification, "selected_wrong": ratio_of_sums})
                 for r in run.rounds}
         details = {"counts": {str(r): c for r, c in counts.items()}}
         evidence = top_items(ids, cols[last][:, 1])
-        out = [self.measurement(name, _f(ests[last][name].value), **ci_fields(ests[last][name]), round=last,
+        out = [self.measurement(name, finite(ests[last][name].value), **ci_fields(ests[last][name]), round=last,
                                 null=null, concern=concern, series=[point(r, ests[r][name]) for r in run.rounds],
                                 evidence=evidence, details=details)
                for name, null, concern in (("amplification", 1.0, "increase"), ("selected_wrong", 0.0, "none"))]
         if last != first:
             both = np.concatenate([cols[first][:, :2], cols[last][:, :2]], axis=1)
-            est = bootstrap_many(both, {"d": lambda x: ratio_of_sums(x[..., 2:]) - ratio_of_sums(x[..., :2])})["d"]
-            out.append(self.measurement("selected_wrong.delta_vs_round0", _f(est.value), **ci_fields(est),
+            est = stats.bootstrap_many(both, {"d": lambda x: ratio_of_sums(x[..., 2:]) - ratio_of_sums(x[..., :2])})["d"]
+            out.append(self.measurement("selected_wrong.delta_vs_round0", finite(est.value), **ci_fields(est),
                                         round=last, concern="increase", evidence=evidence,
                                         details={"reference_round": first}))
         return out
@@ -325,6 +287,6 @@ class AgreementVsAccuracy(Probe):
         alarm = bool(agree.ci_low > 0 and any(e.ci_high < 0 for e in acc) and not any(e.ci_low > 0 for e in acc))
         falls = t1.correct.mean(1) - t0.correct.mean(1)
         return [self.measurement(
-            "agreement_up_accuracy_down", _f(agree.value), **ci_fields(agree), round=last, concern="increase",
+            "agreement_up_accuracy_down", finite(agree.value), **ci_fields(agree), round=last, concern="increase",
             alarm=alarm, evidence=top_items(ids, (vote(t1)[1] - vote(t0)[1]) * (falls < 0)),
-            details={"reference_round": first, "deltas": {k: _estimate_dict(e) for k, e in deltas.items()}})]
+            details={"reference_round": first, "deltas": {k: estimate_fields(e) for k, e in deltas.items()}})]

@@ -7,19 +7,7 @@ import numpy as np
 
 from probes import Probe, RunView, probe, stats, top_items, tracked
 from probes._api import SeriesPoint
-from probes._view import SampleTable
-from probes.common import point
-
-
-def _aligned(run: RunView, split: str, decoding: str = "sample") -> tuple[tuple[str, ...], dict[int, SampleTable]]:
-    """Every round's table of one split, restricted to the questions all rounds share (same order)."""
-    tables = {r: run.samples(r, split, decoding) for r in run.rounds}
-    ids = tables[run.rounds[0]].question_ids
-    if any(t.question_ids != ids for t in tables.values()):
-        common = set.intersection(*(set(t.question_ids) for t in tables.values()))
-        ids = tuple(q for q in ids if q in common)
-        tables = {r: t.restrict(ids) for r, t in tables.items()}
-    return ids, tables
+from probes.common import aligned_rounds, point
 
 
 @probe
@@ -44,7 +32,7 @@ class Accuracy(Probe):
     def measure(self, run: RunView):
         out, rounds, seed = [], run.rounds, self.params.seed
         for split in ("test", "ood"):
-            ids, greedy = _aligned(run, split, "greedy")
+            ids, greedy = aligned_rounds(run, split, "greedy")
             if ids and greedy[rounds[0]].k:
                 right = {r: t.correct[:, 0] for r, t in greedy.items()}
                 found = tracked(self, f"{split}.greedy", run, right.__getitem__, ids, concern="decrease", seed=seed,
@@ -58,7 +46,7 @@ class Accuracy(Probe):
                         dict(zip(("round", "lost", "gained", "p"), (r, *stats.mcnemar_exact(right[a], right[r]))))
                         for a, r in pairs])
                 out += found
-            ids, sampled = _aligned(run, split, "sample")
+            ids, sampled = aligned_rounds(run, split, "sample")
             if ids and sampled[rounds[0]].k:
                 out += tracked(self, f"{split}.pass1", run, lambda r: sampled[r].correct.mean(axis=1), ids,
                                concern="decrease", seed=seed, details={"n_questions": len(ids)})
@@ -107,7 +95,7 @@ class AnswerJS(Probe):
 
     def measure(self, run: RunView):
         rounds, seed = run.rounds, self.params.seed
-        ids, tables = _aligned(run, "pool")
+        ids, tables = aligned_rounds(run, "pool")
         ans = {r: t.answers for r, t in tables.items()}
         h = min(t.k for t in tables.values()) // 2
         out = []
@@ -204,7 +192,7 @@ class Length(Probe):
         seed: int = 0
 
     def measure(self, run: RunView):
-        ids, tables = _aligned(run, "pool")
+        ids, tables = aligned_rounds(run, "pool")
         if not ids:
             return []
         budget = (run.config.get("loop") or {}).get("max_new_tokens")

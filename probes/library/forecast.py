@@ -11,8 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from probes import Probe, RunView, probe, stats, top_items
-from probes.common import _f, point
-from probes.library.confident_wrong import aligned, ci_fields, vote
+from probes.common import aligned, ci_fields, finite, point, vote
 
 
 @probe
@@ -47,11 +46,11 @@ class MajorityGap(Probe):
         ests = {r: stats.mean_ci(g) for r, g in gaps.items()}
         first = run.rounds[0]
         est, ser = ests[first], [point(r, e) for r, e in ests.items()]
-        details = {"pass1": _f(float(aligned(run, first, ids).correct.mean())),
-                   "majority_accuracy": _f(float(vote(aligned(run, first, ids))[0].mean()))}
+        details = {"pass1": finite(float(aligned(run, first, ids).correct.mean())),
+                   "majority_accuracy": finite(float(vote(aligned(run, first, ids))[0].mean()))}
         return [
-            self.measurement("gap", _f(est.value), **ci_fields(est), round=first, series=ser, details=details),
-            self.measurement("entrenchment_risk", _f(est.value), **ci_fields(est), round=first,
+            self.measurement("gap", finite(est.value), **ci_fields(est), round=first, series=ser, details=details),
+            self.measurement("entrenchment_risk", finite(est.value), **ci_fields(est), round=first,
                              null=self.params.min_gap, concern="decrease", evidence=top_items(ids, -gaps[first]),
                              details={**details, "min_gap": self.params.min_gap}),
         ]
@@ -132,6 +131,6 @@ class DatasetDirection(Probe):
             last = ests[-1]
             evidence = [] if name == "better_share" else top_items(ids, np.nan_to_num(per_pair[-1], nan=0.0))
             out.append(self.measurement(
-                name, _f(last.value), **ci_fields(last), round=pairs[-1][1], null=null, concern="none",
+                name, finite(last.value), **ci_fields(last), round=pairs[-1][1], null=null, concern="none",
                 series=[point(b, e) for (_, b), e in zip(pairs, ests)], evidence=evidence, details=details))
         return out
