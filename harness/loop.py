@@ -22,8 +22,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from harness.artifacts import (Manifest, ReferenceRow, RoundRecord, RunStore, SampleRow, SelectedRow,
-                               read_jsonl, sha256_file, write_jsonl)
+from harness.artifacts import Manifest, ReferenceRow, RunStore, SampleRow, SelectedRow, read_jsonl
 from harness.config import RunConfig, config_hash
 from harness.domains.arithmetic import ArithmeticDomain
 from harness.domains.base import Domain, Question, Splits
@@ -32,7 +31,7 @@ from harness.models.tiny.pretrain import CACHE_VERSION, load_or_train_base
 from harness.progress import Reporter, SilentReporter
 from harness.seeding import derive_seed
 from harness.strategies.select import self_consistency, strip_labels
-from harness.summary import summarise_round
+from harness.summary import record_round
 
 
 def decode(model: TinyModel, domain: Domain, questions: list[Question], split: str, round: int, k: int,
@@ -144,12 +143,6 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
         selected = self_consistency(strip_labels(samples), cfg.loop.tau, r)
         seconds["select"] = time.perf_counter() - t0
 
-        files = {"eval.jsonl": evals, "reference.jsonl": reference, "samples.jsonl": samples,
-                 "selected.jsonl": selected}
-        for name, rows in files.items():
-            write_jsonl(store.round_dir(r) / name, rows)
-        metrics, counts = summarise_round(samples, evals, selected, reference, cfg.loop.tau)
-        store.finish_round(RoundRecord(
-            round=r, metrics=metrics, counts=counts, training=training, seconds=seconds,
-            files={name: sha256_file(store.round_dir(r) / name) for name in files}))
+        record_round(store, r, evals=evals, reference=reference, samples=samples, selected=selected,
+                     tau=cfg.loop.tau, training=training, seconds=seconds)
     return store

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.artifacts import ReferenceRow, SampleRow, SelectedRow
+from harness.artifacts import ReferenceRow, RoundRecord, RunStore, SampleRow, SelectedRow, sha256_file, write_jsonl
 from harness.strategies.select import majority_vote
 
 
@@ -49,3 +49,18 @@ def summarise_round(samples: Sequence[SampleRow], evals: Sequence[SampleRow], se
     counts = {"pool_questions": len(by_q), "pool_samples": len(samples), "kept_questions": len(kept_q),
               "kept_samples": len(selected), "eval_rows": len(evals), "reference_texts": len(reference)}
     return metrics, counts
+
+
+def record_round(store: RunStore, r: int, *, evals: Sequence[SampleRow], reference: Sequence[ReferenceRow],
+                 samples: Sequence[SampleRow], selected: Sequence[SelectedRow], tau: float,
+                 training: dict | None = None, seconds: dict[str, float] | None = None) -> RoundRecord:
+    """Write a round's files atomically, then its round.json (summary, hashes) last, marking it complete."""
+    files = {"eval.jsonl": evals, "reference.jsonl": reference, "samples.jsonl": samples,
+             "selected.jsonl": selected}
+    for name, rows in files.items():
+        write_jsonl(store.round_dir(r) / name, rows)
+    metrics, counts = summarise_round(samples, evals, selected, reference, tau)
+    record = RoundRecord(round=r, metrics=metrics, counts=counts, training=training, seconds=seconds or {},
+                         files={name: sha256_file(store.round_dir(r) / name) for name in files})
+    store.finish_round(record)
+    return record

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.artifacts import (Manifest, ReferenceRow, RoundRecord, RunStore, SampleRow, sha256_file,
-                               write_jsonl)
+from harness.artifacts import Manifest, ReferenceRow, RunStore, SampleRow
 from harness.domains.arithmetic import add_rationale, make_question, sub_rationale
 from harness.seeding import derive_seed
 from harness.strategies.select import self_consistency, strip_labels
-from harness.summary import summarise_round
+from harness.summary import record_round
 
 
 @dataclass(frozen=True)
@@ -131,14 +130,7 @@ def write_synthetic_run(path: Path | str, rounds: list[RoundSpec], *, n_pool: in
         nll = world.ref_len * per_token + rng.normal(0, 0.05, size=n_ref)
         reference = [ReferenceRow(text_id=f"ref:{i:04d}", round=r, nll=float(v), n_tokens=int(n))
                      for i, (v, n) in enumerate(zip(nll, world.ref_len))]
-        d = store.round_dir(r)
-        files = {"eval.jsonl": evals, "reference.jsonl": reference, "samples.jsonl": samples,
-                 "selected.jsonl": selected}
-        for name, rows in files.items():
-            write_jsonl(d / name, rows)
-        metrics, counts = summarise_round(samples, evals, selected, reference, tau)
-        store.finish_round(RoundRecord(round=r, metrics=metrics, counts=counts, training=None, seconds={},
-                                       files={n: sha256_file(d / n) for n in files}))
+        record_round(store, r, evals=evals, reference=reference, samples=samples, selected=selected, tau=tau)
     return path
 
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.artifacts import Manifest, ReferenceRow, RoundRecord, RunStore, SampleRow, sha256_file, write_jsonl
+from harness.artifacts import Manifest, ReferenceRow, RunStore, SampleRow
 from harness.strategies.select import self_consistency, strip_labels
-from harness.summary import summarise_round
+from harness.summary import record_round
 from probes import RunView, get_probe
 from probes.testing import RoundSpec, write_synthetic_run
 
@@ -35,14 +35,7 @@ def hand_run(path: Path, rounds: list[list[list[int | None]]], truth: int = 10, 
                  for i, ok in enumerate((test_right or [[]] * len(rounds))[r])]
         selected = self_consistency(strip_labels(samples), tau, r)
         reference = [ReferenceRow(text_id="ref:0", round=r, nll=1.0, n_tokens=2)]
-        d = store.round_dir(r)
-        files = {"eval.jsonl": evals, "reference.jsonl": reference, "samples.jsonl": samples,
-                 "selected.jsonl": selected}
-        for name, rows in files.items():
-            write_jsonl(d / name, rows)
-        metrics, counts = summarise_round(samples, evals, selected, reference, tau)
-        store.finish_round(RoundRecord(round=r, metrics=metrics, counts=counts, training=None, seconds={},
-                                       files={n: sha256_file(d / n) for n in files}))
+        record_round(store, r, evals=evals, reference=reference, samples=samples, selected=selected, tau=tau)
     return path
 
 
