@@ -74,7 +74,11 @@ class Probe:
     reads: ClassVar[tuple[str, ...]] = ("samples",)  # which artifacts it reads (documentation and checks)
 
     class Params(BaseModel):
+        """Every probe's parameters; subclass it to add more. `seed` seeds the bootstrap resamples."""
+
         model_config = ConfigDict(extra="forbid", frozen=True)
+
+        seed: int = Field(0, ge=0, description="bootstrap seed")
 
     def __init__(self, **params: Any):
         try:

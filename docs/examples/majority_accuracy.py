@@ -14,9 +14,6 @@ class MajorityAccuracy(Probe):
     family = "confident_wrong"
     reads = ("samples",)
 
-    class Params(Probe.Params):
-        seed: int = 0
-
     def measure(self, run: RunView):
         def per_question(r: int):
             table = run.samples(r)  # pool samples: [questions x k] arrays, same order every round

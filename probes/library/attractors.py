@@ -91,9 +91,6 @@ def _level_and_change(probe: Probe, name: str, change: str, concern: str, per_ro
                               **estimate_fields(deltas[last]))]
 
 
-class _Seeded(Probe.Params):
-    seed: int = 0
-
 
 @probe
 class AnswerEntropy(Probe):
@@ -132,7 +129,7 @@ class RationaleDiversity(Probe):
     family = "attractors"
     reads = ("samples",)
 
-    class Params(_Seeded):
+    class Params(Probe.Params):
         n_min: int = Field(2, ge=1, le=7)
         n_max: int = Field(4, ge=1, le=7)
         pool_boot: int = Field(50, ge=2, description="halves for the pool CIs (one zlib call each)")
@@ -213,7 +210,7 @@ class FixedPoints(Probe):
     family = "attractors"
     reads = ("samples",)
 
-    class Params(_Seeded):
+    class Params(Probe.Params):
         threshold: float = Field(0.95, gt=0.0, le=1.0)
 
     def measure(self, run: RunView):
@@ -280,7 +277,6 @@ class Basins(Probe):
     id = "attractor.basins"
     family = "attractors"
     reads = ("samples",)
-    Params = _Seeded
 
     def measure(self, run: RunView):
         ids = run.samples(run.rounds[0]).question_ids
@@ -334,7 +330,6 @@ class PassAtK(Probe):
     id = "attractor.pass_at_k"
     family = "attractors"
     reads = ("samples",)
-    Params = _Seeded
 
     def measure(self, run: RunView):
         seed, ids = self.params.seed, run.samples(run.rounds[0]).question_ids

@@ -26,9 +26,6 @@ class Accuracy(Probe):
     family = "drift"
     reads = ("eval",)
 
-    class Params(Probe.Params):
-        seed: int = 0
-
     def measure(self, run: RunView):
         out, rounds, seed = [], run.rounds, self.params.seed
         for split in ("test", "ood"):
@@ -90,9 +87,6 @@ class AnswerJS(Probe):
     family = "drift"
     reads = ("samples",)
 
-    class Params(Probe.Params):
-        seed: int = 0
-
     def measure(self, run: RunView):
         rounds, seed = run.rounds, self.params.seed
         ids, tables = aligned_rounds(run, "pool")
@@ -140,7 +134,6 @@ class ReferenceNLL(Probe):
     reads = ("reference",)
 
     class Params(Probe.Params):
-        seed: int = 0
         tail_quantile: float = 0.95
 
     def measure(self, run: RunView):
@@ -187,9 +180,6 @@ class Length(Probe):
     id = "drift.length"
     family = "drift"
     reads = ("samples",)
-
-    class Params(Probe.Params):
-        seed: int = 0
 
     def measure(self, run: RunView):
         ids, tables = aligned_rounds(run, "pool")
