@@ -158,7 +158,7 @@ def probes_command(
             continue
         ci = "-" if m.ci_low is None else f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]"
         table.add_row(m.probe, m.name, _fmt(m.round), _fmt(m.value), ci,
-                      f"[bold red]yes ({m.concern})[/]" if m.fires else "")
+                      f"[bold red]yes ({'alarm' if m.alarm is not None else m.concern})[/]" if m.fires else "")
     console.print(table)
     console.print(f"{len(results.measurements)} measurements, "
                   f"{sum(m.fires for m in results.measurements)} firing; wrote {path} "

@@ -91,7 +91,6 @@ def _level_and_change(probe: Probe, name: str, change: str, concern: str, per_ro
                               **estimate_fields(deltas[last]))]
 
 
-
 @probe
 class AnswerEntropy(Probe):
     """Mean per-question entropy (nats) of the sampled pool answers; a fall means the samples collapse
