@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.artifacts import RunError, RunStore
@@ -23,7 +22,7 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -58,60 +57,102 @@ def round_table(store: RunStore) -> Table:
     return table
 
 
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"field {where}: {err['msg']}" + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
+DEFAULT_SUITE = Path(__file__).resolve().parents[1] / "suites" / "smoke.toml"
 
 
-def load_config_file(path: Path) -> dict:
+def _load_suite(path: Path):
+    from harness.suite import SuiteError, load_suite
+
     try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        fail(f"{path}: cannot read ({e.strerror}); pass an existing JSON file to --config")
-    except json.JSONDecodeError as e:
-        fail(f"{path}: line {e.lineno}: not valid JSON ({e.msg}); fix the file's syntax")
-    if not isinstance(data, dict):
-        fail(f"{path}: top level must be a JSON object of RunConfig fields, not {type(data).__name__}")
-    return data
+        return load_suite(path)
+    except SuiteError as e:
+        fail(str(e))
+
+
+def _report_outcome(outcome, junit: Path | None, summary: Path | None) -> None:
+    from reports.ci import write_junit, write_summary
+
+    table = Table("", "condition", "gate", "value", "95% CI", box=box.SIMPLE_HEAVY,
+                  title=f"gates of suite {outcome.suite} (seeds {outcome.seeds})")
+    for g in outcome.gates:
+        m = g.measurement
+        ci = "-" if m.ci_low is None else f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]"
+        table.add_row("[green]ok[/]" if g.passed else "[bold red]FAIL[/]", g.condition, g.gate.describe(),
+                      _fmt(m.value), ci)
+    console.print(table)
+    firing = sum(m.fires for r in outcome.conditions.values() for m in r.measurements)
+    total = sum(len(r.measurements) for r in outcome.conditions.values())
+    console.print(f"{total} measurements, {firing} firing (`loopprobe probes RUN` lists them)")
+    if junit:
+        write_junit(junit, outcome)
+    if summary:
+        write_summary(summary, outcome)
+    failed = [g for g in outcome.gates if not g.passed]
+    for g in failed:
+        err_console.print(f"[bold red]gate failed:[/] {escape(g.message)}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+    console.print(f"[bold green]PASSED[/]: {len(outcome.gates)} of {len(outcome.gates)} gates hold")
+
+
+_Junit = Annotated[Path | None, typer.Option(help="write JUnit XML, one testcase per gate")]
+_Summary = Annotated[Path | None, typer.Option(help="write a Markdown summary (for a CI step summary)")]
 
 
 @app.command()
 def run(
-    out: Annotated[Path | None, typer.Option(help="run directory (default: runs/<time>-seed<N>)")] = None,
-    config: Annotated[Path | None, typer.Option(help="JSON file of RunConfig fields (default: built-in)")] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="master seed of the run [default: 0]")] = None,
-    rounds: Annotated[int | None, typer.Option(min=0, help="training rounds after round 0")] = None,
-    threads: Annotated[int | None, typer.Option(min=1, help="torch threads; a fixed count gives bit-identical "
-                                                "results [default: 1]")] = None,
+    suite_file: Annotated[Path, typer.Argument(metavar="[SUITE]", help="suite TOML file")] = DEFAULT_SUITE,
+    out: Annotated[Path | None, typer.Option(help="output directory (default: runs/<suite>-<time>)")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="run this one seed instead of the suite's seeds")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="base-model cache (default ~/.cache/loopprobe)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="always train the base model")] = False,
+    junit: _Junit = None,
+    summary: _Summary = None,
 ) -> None:
-    """Run the default self-improvement loop (LMSI on the embedded model) and record every round."""
-    from harness.config import RunConfig
-    from harness.loop import run_loop
+    """Run a suite (default: suites/smoke.toml): the loop for each condition and seed, its probes, its gates.
+
+    Exit 0 when every gate holds, 1 when a gate fails, 2 for a usage or configuration error.
+    """
     from harness.models.tiny.pretrain import default_cache_dir
     from harness.progress import RichReporter
+    from harness.suite_runner import run_dir, run_suite
+    from probes import ProbeError
 
-    given = load_config_file(config) if config is not None else {}
-    given = {**given, **{k: v for k, v in (("seed", seed), ("threads", threads)) if v is not None}}
-    if rounds is not None:
-        given["loop"] = {**given.get("loop", {}), "rounds": rounds}
-    try:
-        cfg = RunConfig.model_validate(given)
-    except ValidationError as e:
-        fail(f"{config or 'command line'}: {_first_error(e)}")
-    out = out or Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-seed{cfg.seed}"
+    suite = _load_suite(suite_file)
+    out = out or Path("runs") / f"{suite.suite.name}-{datetime.now():%Y%m%d-%H%M%S}"
     cache = None if no_cache else (cache_dir or default_cache_dir())
+    seeds = [seed] if seed is not None else suite.suite.seeds
     t0 = time.perf_counter()
     try:
-        store = run_loop(cfg, out, cache, RichReporter(console))
-    except RunError as e:
+        outcome = run_suite(suite, out, cache, RichReporter(console), seeds)
+    except (RunError, ProbeError) as e:
         fail(str(e))
     except KeyboardInterrupt:
         fail(f"interrupted; rerun with --out {out} to resume at the first incomplete round", code=130)
-    console.print(round_table(store))
+    for condition in suite.condition_names():
+        for s in seeds:
+            console.print(round_table(RunStore(run_dir(out, condition, s))))
     console.print(f"artifacts in {out}  ({time.perf_counter() - t0:.0f} s)")
+    _report_outcome(outcome, junit, summary)
+
+
+@app.command()
+def check(
+    run_path: Annotated[Path, typer.Argument(metavar="RUN", help="a run directory or a suite output directory")],
+    suite_file: Annotated[Path, typer.Argument(metavar="SUITE", help="suite TOML file")],
+    junit: _Junit = None,
+    summary: _Summary = None,
+) -> None:
+    """Evaluate a suite's probes and gates on recorded runs, without running the loop again."""
+    from harness.suite_runner import check_suite
+    from probes import ProbeError
+
+    suite = _load_suite(suite_file)
+    try:
+        outcome = check_suite(suite, run_path)
+    except (RunError, ProbeError) as e:
+        fail(str(e))
+    _report_outcome(outcome, junit, summary)
 
 
 @app.command()

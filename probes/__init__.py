@@ -17,9 +17,9 @@ See docs/writing-a-probe.md for a complete example with its controls.
 from probes import stats
 from probes._api import Measurement, Probe, ProbeError, SeriesPoint, get_probe, probe, registry
 from probes._runner import ProbeInfo, ProbeResults, run_probes, write_results
-from probes._view import RunView, SampleTable
+from probes._view import PooledRunView, RunView, SampleTable
 from probes.common import series, top_items, tracked
 
-__all__ = ["Measurement", "Probe", "ProbeError", "ProbeInfo", "ProbeResults", "RunView", "SampleTable",
+__all__ = ["Measurement", "PooledRunView", "Probe", "ProbeError", "ProbeInfo", "ProbeResults", "RunView", "SampleTable",
            "SeriesPoint", "get_probe", "probe", "registry", "run_probes", "series", "stats", "top_items",
            "tracked", "write_results"]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.artifacts import write_atomic
 from probes._api import Measurement, ProbeError, get_probe, registry
-from probes._view import RunView
+from probes._view import PooledRunView, RunView
 
 RESULTS_SCHEMA_VERSION = 1
 
@@ -37,9 +37,9 @@ class ProbeResults(BaseModel):
     measurements: list[Measurement]
 
 
-def run_probes(run: RunView | Path | str, selection: dict[str, dict[str, Any]] | None = None) -> ProbeResults:
+def run_probes(run: RunView | PooledRunView | Path | str, selection: dict[str, dict[str, Any]] | None = None) -> ProbeResults:
     """Run the selected probes ({id: params}; default: every registered probe with its defaults)."""
-    view = run if isinstance(run, RunView) else RunView(run)
+    view = run if isinstance(run, (RunView, PooledRunView)) else RunView(run)
     selection = selection if selection is not None else {pid: {} for pid in registry()}
     infos, measurements = [], []
     for pid, params in selection.items():

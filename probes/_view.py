@@ -140,3 +140,57 @@ class RunView:
 
     def round_record(self, r: int) -> dict:
         return self._store.read_round(r).model_dump()
+
+
+def _concat(tables: list[SampleTable], prefixes: list[str]) -> SampleTable:
+    tables_prefixes = [(t, p) for t, p in zip(tables, prefixes) if t.n_items]
+    if not tables_prefixes:
+        return tables[0]
+    ks = {t.k for t, _ in tables_prefixes}
+    if len(ks) > 1:
+        raise RunError(f"cannot pool runs with different samples per question ({sorted(ks)})")
+    ts = [t for t, _ in tables_prefixes]
+    return SampleTable(
+        tuple(p + q for t, p in tables_prefixes for q in t.question_ids),
+        *(np.concatenate([getattr(t, f) for t in ts]) for f in
+          ("answers", "parsed", "correct", "logprob", "n_tokens", "finished", "truth")),
+        tuple(c for t in ts for c in t.completions))
+
+
+class PooledRunView:
+    """Several runs of one condition (different seeds) seen as one: items are the union of every run's
+    items, ids prefixed with the run's name, so probes pool their statistics over seeds unchanged."""
+
+    def __init__(self, views: list[RunView]):
+        if not views:
+            raise RunError("nothing to pool: no runs given")
+        self.views = views
+        shared = set(views[0].rounds).intersection(*(v.rounds for v in views[1:]))
+        self.rounds: tuple[int, ...] = tuple(sorted(shared))
+        if not self.rounds:
+            raise RunError("the pooled runs share no complete round")
+        self._prefixes = [f"{v.name}/" for v in views]
+        self._cache: dict[tuple, object] = {}
+
+    @property
+    def name(self) -> str:
+        return "+".join(v.name for v in self.views)
+
+    @property
+    def config(self) -> dict:
+        return self.views[0].config
+
+    def samples(self, r: int, split: str = "pool", decoding: str = "sample") -> SampleTable:
+        key = ("table", r, split, decoding)
+        if key not in self._cache:
+            self._cache[key] = _concat([v.samples(r, split, decoding) for v in self.views], self._prefixes)
+        return self._cache[key]  # type: ignore[return-value]
+
+    def reference_nll(self, r: int) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        parts = [v.reference_nll(r) for v in self.views]
+        return (tuple(p + i for (ids, _, _), p in zip(parts, self._prefixes) for i in ids),
+                np.concatenate([nll for _, nll, _ in parts]), np.concatenate([n for _, _, n in parts]))
+
+    def selected(self, r: int) -> list[dict]:
+        return [{**row, "question_id": p + row["question_id"]}
+                for v, p in zip(self.views, self._prefixes) for row in v.selected(r)]

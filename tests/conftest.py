@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import settings
+
 
 from harness.config import BaseTrainConfig, LoopConfig, RunConfig
 from harness.domains.arithmetic import ArithmeticConfig
 from harness.models.tiny.model import TinyConfig, TinyModel
 
 torch.set_num_threads(1)
+# The same examples on every run: a CI verdict must not depend on which random examples were drawn.
+settings.register_profile("loopprobe", derandomize=True, print_blob=True)
+settings.load_profile("loopprobe")
 
 
 def tiny_run_config(**loop) -> RunConfig:

@@ -1,0 +1,193 @@
+"""Suite files: the conditions of a loop, the probes to run and the gates to hold, in one TOML file.
+
+    [suite]      name, description, seeds (several seeds run each and pool the statistics)
+    [domain]     the world and its planted errors        (harness.domains.arithmetic.ArithmeticConfig)
+    [model]      the backend and its architecture        (backend = "tiny"; harness.models.tiny.TinyConfig)
+    [base]       how the base model is trained           (harness.config.BaseTrainConfig)
+    [loop]       amplify / select / distill, data policy (harness.config.LoopConfig)
+    [probes]     `"probe.id" = {param = value}`; absent: the whole library with defaults
+    [[gates]]    probe, stat (a measurement name), max and/or min, use = value | ci_low | ci_high
+    [[conditions]]  name plus overrides of domain/base/loop: arms compared side by side
+
+Every problem is reported as one line naming the file, the key path, what is wrong and, for unknown names,
+the nearest valid choice.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.config import BaseTrainConfig, LoopConfig, RunConfig
+from harness.domains.arithmetic import ArithmeticConfig
+from harness.models.tiny.model import TinyConfig
+from probes.gates import GateSpec
+
+
+class SuiteError(Exception):
+    """A suite that cannot be used; str() is the one-line message."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SuiteInfo(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    seeds: list[int] = Field([0], min_length=1, description="each seed is run; probes pool over seeds")
+    threads: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SuiteInfo:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError("seeds must be >= 0")
+        return self
+
+
+class ModelSection(TinyConfig):
+    backend: Literal["tiny"] = "tiny"
+
+
+class DomainSection(ArithmeticConfig):
+    name: Literal["arithmetic"] = "arithmetic"
+
+
+class Overrides(_Strict):
+    domain: dict[str, Any] = {}
+    base: dict[str, Any] = {}
+    loop: dict[str, Any] = {}
+
+
+class Condition(Overrides):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class Suite(_Strict):
+    suite: SuiteInfo
+    domain: DomainSection = DomainSection()
+    model: ModelSection = ModelSection()
+    base: BaseTrainConfig = BaseTrainConfig()
+    loop: LoopConfig = LoopConfig()
+    probes: dict[str, dict[str, Any]] | None = None
+    gates: list[GateSpec] = []
+    conditions: list[Condition] = []
+
+    @model_validator(mode="after")
+    def _conditions_distinct(self) -> Suite:
+        names = [c.name for c in self.conditions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"condition names must be distinct, got {names}")
+        return self
+
+    def condition_names(self) -> list[str]:
+        return [c.name for c in self.conditions] or ["default"]
+
+    def run_config(self, condition: str, seed: int) -> RunConfig:
+        """The resolved RunConfig of one condition and seed."""
+        over = next((c for c in self.conditions if c.name == condition), Overrides())
+        domain = self.domain.model_dump(exclude={"name"})
+        return RunConfig(seed=seed, threads=self.suite.threads,
+                         domain=ArithmeticConfig(**{**domain, **over.domain}),
+                         model=TinyConfig(**self.model.model_dump(exclude={"backend"})),
+                         base=BaseTrainConfig(**{**self.base.model_dump(), **over.base}),
+                         loop=LoopConfig(**{**self.loop.model_dump(), **over.loop}))
+
+    def probe_selection(self) -> dict[str, dict[str, Any]]:
+        from probes import registry
+
+        return self.probes if self.probes is not None else {pid: {} for pid in registry()}
+
+
+# ---------------------------------------------------------------- loading with one-line errors
+
+_SECTION_MODELS: dict[str, type[BaseModel]] = {"suite": SuiteInfo, "domain": DomainSection, "model": ModelSection,
+                                                "base": BaseTrainConfig, "loop": LoopConfig, "gates": GateSpec,
+                                                "conditions": Condition}
+
+
+def _nearest(word: str, choices) -> str:
+    near = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {near[0]!r}?" if near else f"; valid: {', '.join(sorted(choices))}"
+
+
+def _describe(err: dict) -> str:
+    loc = [str(p) for p in err["loc"]]
+    where = ".".join(loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        section = loc[0] if loc else ""
+        model = Suite if len(loc) == 1 else _SECTION_MODELS.get(section)
+        fields = list(model.model_fields) if model is not None else []
+        return f"key {where}: unknown key" + (_nearest(loc[-1], fields) if fields else "")
+    if err["type"] == "missing":
+        return f"key {where}: required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"key {where}: {msg} (got {err['input']!r})" if not isinstance(err["input"], dict) else f"key {where}: {msg}"
+
+
+def _check_references(suite: Suite) -> None:
+    """Probe ids, probe parameters, gate targets and condition overrides: the parts pydantic can't see."""
+    from probes import ProbeError, get_probe, registry
+
+    selection = suite.probe_selection()
+    for pid, params in selection.items():
+        try:
+            get_probe(pid)(**params)
+        except ProbeError as e:
+            msg = str(e).replace(f"probe {pid}: ", "")
+            raise SuiteError(f"key probes.{pid}: {msg}") from None
+    for i, gate in enumerate(suite.gates):
+        if gate.probe not in registry():
+            raise SuiteError(f"key gates.{i}.probe: unknown probe {gate.probe!r}{_nearest(gate.probe, registry())}")
+        if gate.probe not in selection:
+            raise SuiteError(f"key gates.{i}.probe: probe {gate.probe!r} is gated but not run; add it to [probes]")
+        if gate.condition is not None and gate.condition not in suite.condition_names():
+            raise SuiteError(f"key gates.{i}.condition: unknown condition {gate.condition!r}"
+                             f"{_nearest(gate.condition, suite.condition_names())}")
+    sections = {"domain": (ArithmeticConfig, suite.domain.model_dump(exclude={"name"})),
+                "base": (BaseTrainConfig, suite.base.model_dump()), "loop": (LoopConfig, suite.loop.model_dump())}
+    for i, cond in enumerate(suite.conditions):
+        for section, (model, defaults) in sections.items():
+            given = getattr(cond, section)
+            try:
+                model(**{**defaults, **given})
+            except ValidationError as e:
+                err = e.errors()[0]
+                where = ".".join(map(str, ("conditions", i, section, *err["loc"])))
+                if err["type"] == "extra_forbidden":
+                    raise SuiteError(f"key {where}: unknown key{_nearest(str(err['loc'][-1]), model.model_fields)}"
+                                     ) from None
+                raise SuiteError(_describe({**err, "loc": ("conditions", i, section, *err["loc"])})) from None
+
+
+def parse_suite(text: str, source: str = "<suite>") -> Suite:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SuiteError(f"{source}: not valid TOML: {e}") from None
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as e:
+        raise SuiteError(f"{source}: {_describe(e.errors()[0])}") from None
+    try:
+        _check_references(suite)
+    except SuiteError as e:
+        raise SuiteError(f"{source}: {e}") from None
+    return suite
+
+
+def load_suite(path: Path | str) -> Suite:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SuiteError(f"{path}: cannot read ({e.strerror}); pass a suite file such as suites/smoke.toml") from None
+    except UnicodeDecodeError:
+        raise SuiteError(f"{path}: not a text file; a suite is a UTF-8 TOML file") from None
+    return parse_suite(text, str(path))

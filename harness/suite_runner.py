@@ -1,0 +1,81 @@
+"""Run a suite: every condition x seed as its own run, probes pooled over the seeds of each condition,
+then the gates. Layout:
+
+    OUT/<condition>/seed-<n>/   one run directory each (resumable)
+    OUT/<condition>/probes.json the pooled measurements of that condition
+    OUT/suite.json              the verdict: every gate with its measurement
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.artifacts import RunError, write_atomic
+from harness.progress import Reporter, SilentReporter
+from harness.suite import Suite
+from probes import PooledRunView, ProbeResults, RunView, run_probes, write_results
+from probes.gates import GateResult, evaluate
+
+
+class SuiteOutcome(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    suite: str
+    seeds: list[int]
+    conditions: dict[str, ProbeResults]
+    gates: list[GateResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
+def run_dir(out: Path, condition: str, seed: int) -> Path:
+    return Path(out) / condition / f"seed-{seed}"
+
+
+def run_suite(suite: Suite, out: Path, cache_dir: Path | None, reporter: Reporter | None = None,
+              seeds: list[int] | None = None) -> SuiteOutcome:
+    from harness.loop import run_loop  # torch is imported only when a loop runs
+
+    reporter = reporter or SilentReporter()
+    seeds = seeds or suite.suite.seeds
+    for condition in suite.condition_names():
+        for seed in seeds:
+            reporter.log(f"[bold]{suite.suite.name}[/]: condition {condition}, seed {seed}")
+            run_loop(suite.run_config(condition, seed), run_dir(out, condition, seed), cache_dir, reporter)
+    return check_suite(suite, out, seeds)
+
+
+def check_suite(suite: Suite, out: Path, seeds: list[int] | None = None) -> SuiteOutcome:
+    """Probes and gates over runs already recorded: a suite output directory, or one run directory (taken
+    as the single condition of the suite)."""
+    out = Path(out)
+    seeds = seeds or suite.suite.seeds
+    if (out / "manifest.json").exists():  # a single run
+        views = {suite.condition_names()[0]: RunView(out)}
+        write_to = {suite.condition_names()[0]: out}
+    else:
+        views, write_to = {}, {}
+        for condition in suite.condition_names():
+            dirs = [run_dir(out, condition, s) for s in seeds]
+            missing = [d for d in dirs if not (d / "manifest.json").exists()]
+            if missing:
+                raise RunError(f"{missing[0]}: no run for condition {condition!r} seed "
+                               f"{missing[0].name.removeprefix('seed-')}; run `loopprobe run SUITE --out {out}`")
+            runs = [RunView(d) for d in dirs]
+            views[condition] = runs[0] if len(runs) == 1 else PooledRunView(runs)
+            write_to[condition] = out / condition
+    selection = suite.probe_selection()
+    results = {c: run_probes(v, selection) for c, v in views.items()}
+    for c, res in results.items():
+        write_results(write_to[c], res)
+    gates = [evaluate(g, c, results[c].measurements) for g in suite.gates
+             for c in results if g.condition in (None, c)]
+    outcome = SuiteOutcome(suite=suite.suite.name, seeds=seeds, conditions=results, gates=gates)
+    if not (out / "manifest.json").exists():
+        write_atomic(out / "suite.json", outcome.model_dump_json(indent=1))
+    return outcome
