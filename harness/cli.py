@@ -92,7 +92,8 @@ def _report_outcome(outcome, junit: Path | None, summary: Path | None) -> None:
         err_console.print(f"[bold red]gate failed:[/] {escape(g.message)}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
-    console.print(f"[bold green]PASSED[/]: {len(outcome.gates)} of {len(outcome.gates)} gates hold")
+    console.print(f"[bold green]PASSED[/]: {len(outcome.gates)} of {len(outcome.gates)} gates hold"
+                  if outcome.gates else "no gates in this suite: nothing to fail")
 
 
 _Junit = Annotated[Path | None, typer.Option(help="write JUnit XML, one testcase per gate")]

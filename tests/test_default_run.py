@@ -1,10 +1,13 @@
 """The default suite end to end (~4 min on a 2-core machine): `.ci/run` runs it with `-m slow`."""
 
 import time
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from harness.artifacts import RunStore
+from harness.cli import app
 from harness.suite import load_suite
 from harness.suite_runner import run_dir, run_suite
 
@@ -24,6 +27,14 @@ def test_smoke_suite_runs_in_budget_with_a_mid_competence_base_and_its_gates_hol
     assert base.counts["pool_samples"] == cfg.domain.pool_size * cfg.loop.k
     assert outcome.passed, [g.message for g in outcome.gates if not g.passed]
     assert elapsed < 400, f"smoke suite took {elapsed:.0f} s (target: under 300 s on an idle 2-core machine)"
+
+    # a gate the default run violates: exit 1 and a readable line, without running the loop again
+    strict = tmp_path / "strict.toml"
+    strict.write_text(Path("suites/smoke.toml").read_text() + '\n[[gates]]\nprobe = "cw.rate"\n'
+                      'stat = "rate.delta_vs_round0"\nmax = 0.05\n')
+    result = CliRunner().invoke(app, ["check", str(tmp_path / "out"), str(strict)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "gate failed: [default] cw.rate: rate.delta_vs_round0 <= 0.05: above max; value" in result.output
 
     t0 = time.perf_counter()
     again = run_suite(suite, tmp_path / "again", tmp_path / "cache")  # the cached base model is reused

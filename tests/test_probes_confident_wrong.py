@@ -3,7 +3,9 @@ harness's own round summary and scikit-learn, planted effects (positive) and exc
 
 from __future__ import annotations
 
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from harness.artifacts import SampleRow
 from probes import RunView, get_probe, stats
 from probes.common import vote
 from probes.library import confident_wrong as cw
-from probes.testing import RoundSpec, clean_rounds
+from probes.testing import RoundSpec, clean_rounds, write_synthetic_run
 from tests.probe_runs import CW_PROBES, RC, ROUND0, ROUND1, RU, SMALL, TIE, WC, WU, NONE, hand_run, measure, synthetic  # noqa: F401
 
 @pytest.fixture
@@ -174,3 +177,55 @@ def test_degenerate_runs_give_none_not_nan(rounds):
         assert found[("cw.label_noise", "selected_wrong")].value == 0.0
     else:
         assert found[("cw.agreement_vs_accuracy", "agreement_up_accuracy_down")].alarm is None
+
+
+def _arithmetic_run(path, captured_by_round: list[float], k: int = 4, n: int = 120, seed: int = 0) -> RunView:
+    """Pool questions where drop_carry_tens applies; in round r a share captured_by_round[r] of them answer
+    with the misconception's answer (every sample), the rest answer right."""
+    from harness.artifacts import Manifest, RunStore
+    from harness.domains.arithmetic import MISCONCEPTIONS, add_rationale, make_question, parse_answer
+    from harness.summary import record_round
+
+    rule = MISCONCEPTIONS["drop_carry_tens"]
+    rng = np.random.default_rng(seed)
+    questions = []
+    while len(questions) < n:
+        a, b = (int(x) for x in rng.integers(10, 1000, size=2))
+        if rule.applies(a, b) and all(q.id != f"add:{a}+{b}" for q in questions):
+            questions.append(make_question("add", a, b))
+    store = RunStore(path)
+    store.open(Manifest(config={"domain": {"misconception": "drop_carry_tens"}, "loop": {"tau": 0.6}},
+                        config_hash="t", seed=0, base_model={}, versions={}, git_revision=None, created="t"))
+    for r, share in enumerate(captured_by_round):
+        captured = set(rng.permutation(n)[: round(share * n)].tolist())
+        rows = []
+        for i, q in enumerate(questions):
+            a, b = (int(x) for x in q.id[4:].split("+"))
+            text = add_rationale(a, b, rule) if i in captured else add_rationale(a, b)
+            answer = parse_answer(text)
+            rows += [SampleRow(question_id=q.id, split="pool", round=r, sample_index=j, decoding="sample",
+                               prompt=q.prompt, completion=text, parsed_answer=answer, sum_logprob=-1.0,
+                               n_tokens=len(text), finished=True, truth=q.answer, correct=answer == q.answer)
+                     for j in range(k)]
+        record_round(store, r, evals=[], reference=[], samples=rows, selected=[], tau=0.6)
+    return RunView(path)
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.floats(0.0, 0.2), st.floats(0.5, 0.8))
+def test_misconception_share_fires_when_the_planted_rule_captures_more_questions(before, after):
+    with tempfile.TemporaryDirectory() as d:
+        run = _arithmetic_run(Path(d) / "run", [before, after])
+        m = {x.name: x for x in get_probe("cw.misconception_share")().measure(run)}
+    assert m["share"].value == pytest.approx(round(after * 120) / 120)
+    assert m["share.delta_vs_round0"].fires and m["share"].details["applicable"] == 120
+
+
+def test_misconception_share_is_quiet_when_nothing_changes_and_undefined_without_a_misconception(tmp_path):
+    run = _arithmetic_run(tmp_path / "run", [0.3, 0.3, 0.3])
+    m = {x.name: x for x in get_probe("cw.misconception_share")().measure(run)}
+    assert not any(x.fires for x in m.values())
+    assert m["share.delta_vs_round0"].ci_low <= 0 <= m["share.delta_vs_round0"].ci_high
+    clean = write_synthetic_run(tmp_path / "clean", clean_rounds(2), **SMALL)
+    (only,) = get_probe("cw.misconception_share")().measure(RunView(clean))
+    assert only.value is None and not only.fires

@@ -1,6 +1,7 @@
 """Suites: validation with one-line errors, gates and exit codes, pooling over seeds, check, CI outputs."""
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -61,6 +62,17 @@ def tiny_suite(tmp_path, gates=HOLDS, seeds="[3]", name="tiny.toml"):
     path = tmp_path / name
     path.write_text(TINY.format(seeds=seeds, gates=gates))
     return path
+
+
+@pytest.mark.parametrize("path", sorted(Path("suites").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_suite_is_valid_and_documented(path):
+    suite = load_suite(path)
+    header = path.read_text().split("\n[", 1)[0]
+    assert suite.suite.name == path.stem and "Question:" in header
+    assert ("Expected" in header and "Runtime" in header) or "INCOMPLETE" in header
+    assert "RUNTIME_AND_OUTCOME" not in header  # measured, not a placeholder
+    for condition in suite.condition_names():
+        suite.run_config(condition, suite.suite.seeds[0])
 
 
 def test_the_shipped_suites_are_valid():

@@ -290,3 +290,48 @@ class AgreementVsAccuracy(Probe):
             "agreement_up_accuracy_down", finite(agree.value), **ci_fields(agree), round=last, concern="increase",
             alarm=alarm, evidence=top_items(ids, (vote(t1)[1] - vote(t0)[1]) * (falls < 0)),
             details={"reference_round": first, "deltas": {k: estimate_fields(e) for k, e in deltas.items()}})]
+
+
+@probe
+class MisconceptionShare(Probe):
+    """Share of the pool questions where the run's planted misconception applies whose majority answer is
+    the one the misconception gives: is the planted rule error itself amplified by the loop?
+
+    Reads the misconception named in the run's domain config (arithmetic); without one, the measurements
+    are undefined. Per round with a bootstrap CI over the applicable questions, and paired changes against
+    round 0 and the previous round (concern: increase). Evidence: questions newly captured by the rule.
+    """
+
+    id = "cw.misconception_share"
+    family = "confident_wrong"
+    reads = ("samples",)
+
+    def measure(self, run: RunView):
+        from harness.domains.arithmetic import MISCONCEPTIONS, add_rationale, parse_answer
+
+        name = (run.config.get("domain") or {}).get("misconception")
+        ids = run.samples(run.rounds[0]).question_ids
+        if name not in MISCONCEPTIONS:
+            return [self.measurement("share", None, details={"misconception": name, "applicable": 0})]
+        rule = MISCONCEPTIONS[name]
+        planted, keep = [], []
+        for qid in ids:
+            skill, expr = qid.rsplit("/", 1)[-1].split(":", 1)
+            a, b = (int(x) for x in expr.split("+")) if skill == "add" else (0, 0)
+            keep.append(skill == "add" and rule.applies(a, b))
+            planted.append(parse_answer(add_rationale(a, b, rule)) if keep[-1] else 0)
+        keep_ids = tuple(q for q, k in zip(ids, keep) if k)
+        if not keep_ids:
+            return [self.measurement("share", None, details={"misconception": name, "applicable": 0})]
+        target = np.array([p for p, k in zip(planted, keep) if k])
+
+        def captured(r: int) -> np.ndarray:
+            table = aligned(run, r, keep_ids)
+            mode, share = stats.row_mode(table.answers, table.parsed)
+            return ((mode == target) & (share > 0)).astype(float)
+
+        out = tracked(self, "share", run, captured, keep_ids, concern="increase",
+                      details={"misconception": name, "applicable": len(keep_ids)})
+        new = captured(run.rounds[-1]) - captured(run.rounds[0])
+        out[0] = out[0].model_copy(update={"evidence": top_items(keep_ids, new)})
+        return out

@@ -1,0 +1,107 @@
+"""pytest plugin (entry point `pytest11`): every gate of a suite becomes a test item.
+
+    pytest --loopprobe-suite suites/smoke.toml suites/       # run the suite, one test per gate
+    pytest --loopprobe-suite s.toml --loopprobe-run runs/x/   # check recorded runs instead of running
+
+The fixture `loopprobe_outcome` gives tests the suite's outcome (measurements per condition, gate results)
+for their own assertions; `loopprobe_measurements` maps (condition, probe, name) to each Measurement.
+The suite runs once per session, on first use.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_OUTCOME = pytest.StashKey[object]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("loopprobe")
+    group.addoption("--loopprobe-suite", metavar="SUITE", help="a suite TOML file: each gate becomes a test")
+    group.addoption("--loopprobe-out", metavar="DIR", help="where the suite's runs go (default: a temp dir)")
+    group.addoption("--loopprobe-run", metavar="DIR", help="check recorded runs (loopprobe check) instead")
+
+
+def _suite(config: pytest.Config):
+    from harness.suite import SuiteError, load_suite
+
+    path = config.getoption("--loopprobe-suite")
+    if not path:
+        return None
+    try:
+        return load_suite(path)
+    except SuiteError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
+def outcome(config: pytest.Config):
+    """The suite's outcome, computed on first use and kept for the session."""
+    if _OUTCOME not in config.stash:
+        from harness.models.tiny.pretrain import default_cache_dir
+        from harness.suite_runner import check_suite, run_suite
+
+        suite = _suite(config)
+        if suite is None:
+            raise pytest.UsageError("the loopprobe fixtures need --loopprobe-suite SUITE")
+        recorded = config.getoption("--loopprobe-run")
+        if recorded:
+            config.stash[_OUTCOME] = check_suite(suite, Path(recorded))
+        else:
+            out = config.getoption("--loopprobe-out")
+            out = Path(out) if out else Path(tempfile.mkdtemp(prefix="loopprobe-"))
+            config.stash[_OUTCOME] = run_suite(suite, out, default_cache_dir())
+    return config.stash[_OUTCOME]
+
+
+class GateItem(pytest.Item):
+    def __init__(self, *, index: int, condition: str, **kwargs):
+        super().__init__(**kwargs)
+        self.index, self.condition = index, condition
+
+    def runtest(self) -> None:
+        result = next(g for g in outcome(self.config).gates
+                      if g.condition == self.condition and g.gate == self.suite_gate)
+        if not result.passed:
+            raise GateFailed(result.message)
+        self.user_properties.append(("measurement", result.message))
+
+    @property
+    def suite_gate(self):
+        return _suite(self.config).gates[self.index]
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, GateFailed):
+            return f"gate failed: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.config.getoption("--loopprobe-suite"), None, self.name
+
+
+class GateFailed(Exception):
+    pass
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    suite = _suite(config)
+    if suite is None:
+        return
+    for i, gate in enumerate(suite.gates):
+        for condition in suite.condition_names():
+            if gate.condition in (None, condition):
+                items.append(GateItem.from_parent(session, name=f"gate[{condition}] {gate.describe()}",
+                                                  index=i, condition=condition))
+
+
+@pytest.fixture(scope="session")
+def loopprobe_outcome(request: pytest.FixtureRequest):
+    return outcome(request.config)
+
+
+@pytest.fixture(scope="session")
+def loopprobe_measurements(loopprobe_outcome) -> dict:
+    return {(condition, m.probe, m.name): m for condition, results in loopprobe_outcome.conditions.items()
+            for m in results.measurements}
