@@ -102,7 +102,7 @@ _Summary = Annotated[Path | None, typer.Option(help="write a Markdown summary (f
 
 @app.command()
 def run(
-    suite_file: Annotated[Path, typer.Argument(metavar="[SUITE]", help="suite TOML file")] = DEFAULT_SUITE,
+    suite_file: Annotated[Path, typer.Argument(metavar="SUITE", help="suite TOML file")] = DEFAULT_SUITE,
     out: Annotated[Path | None, typer.Option(help="output directory (default: runs/<suite>-<time>)")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="run this one seed instead of the suite's seeds")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="base-model cache (default ~/.cache/loopprobe)")] = None,
