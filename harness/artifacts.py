@@ -53,11 +53,13 @@ class SelectedRow(BaseModel):
 
     question_id: str
     round: int  # the round whose samples it came from
-    sample_index: int
-    prompt: str
+    sample_index: int  # into the round's pool samples; for rationalizations, into the hinted resamples
+    prompt: str  # what it is trained on: the question's own prompt (a rationalization's hint is dropped)
     completion: str
-    answer: int
-    vote_share: float
+    answer: int | None  # the completion's parsed answer (None only under select = "none")
+    vote_share: float  # share of the question's samples that gave this answer (label-free, for every selector)
+    source: Literal["sample", "rationalization"] = "sample"  # rationalization: STaR's hinted resample
+    score: float | None = None  # the selector's own score (judge: mean log-prob per token)
 
 
 class ReferenceRow(BaseModel):

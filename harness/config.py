@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.domains.arithmetic import ArithmeticConfig
 from harness.models.tiny.model import TinyConfig
@@ -30,19 +30,59 @@ class BaseTrainConfig(_Strict):
 
 
 class LoopConfig(_Strict):
-    """The self-improvement loop (LMSI: amplify by sampling, select by self-consistency, distill)."""
+    """The self-improvement loop: amplify, select, distill, and the data policy that builds each training set.
+
+    The defaults are LMSI (Huang et al. 2022): k chain-of-thought samples, a self-consistency vote, fine-tuning
+    that continues from the previous round on the newest selection."""
 
     rounds: int = Field(2, ge=0, description="training rounds after round 0 (the base)")
+    # amplify
+    amplify: Literal["sample", "decompose"] = Field(
+        "sample", description="sample: k samples per question; decompose: IDA, the model answers the "
+                              "sub-questions (column sums) and the harness composes the trace")
     k: int = Field(8, ge=1, description="samples per pool question")
     temperature: float = Field(0.8, ge=0)
-    tau: float = Field(0.6, ge=0, le=1, description="keep a question when its majority vote share >= tau")
     max_new_tokens: int = Field(40, ge=1)
+    # select
+    select: Literal["self_consistency", "verifier", "gold_rationalization", "judge", "none"] = Field(
+        "self_consistency", description="self_consistency (LMSI), verifier (ReST-EM), gold_rationalization "
+                                        "(STaR), judge (self-rewarding), none (train on every sample)")
+    tau: float = Field(0.6, ge=0, le=1, description="self_consistency: keep a question when its majority "
+                                                    "vote share >= tau")
+    verifier_noise: float = Field(0.0, ge=0, le=1, description="verifier: probability each verdict is flipped")
+    judge_keep: float = Field(0.25, gt=0, le=1, description="judge: share of all candidates kept, top-scored")
+    judge_prompt: str = Field("{prompt}", description="judge: scoring prompt, from {prompt} and {completion}")
+    judge_target: str = Field("{completion}", description="judge: the text whose mean log-prob per token after "
+                                                          "the scoring prompt is the score")
+    # distill
+    distill_from: Literal["previous", "base"] = Field(
+        "previous", description="continue from the previous round, or restart from the base (STaR, ReST-EM)")
     lr: float = Field(1e-4, gt=0)
     epochs: float = Field(1.0, gt=0)
+    steps: int | None = Field(None, ge=1, description="fixed optimizer steps per round (overrides epochs)")
     batch_size: int = Field(32, ge=1)
-    data_policy: Literal["replace", "accumulate"] = "replace"
+    formats: list[Literal["cot", "direct"]] = Field(
+        ["cot"], min_length=1, description="train each kept sample in these formats (LMSI mixes both): cot, "
+                                           "the rationale; direct, the answer line only")
+    # data policy
+    data_policy: Literal["replace", "accumulate", "mix_real"] = Field(
+        "replace", description="replace: the newest selection; accumulate: every selection so far; mix_real: "
+                               "the newest selection plus labeled base-train data")
+    real_fraction: float = Field(0.1, ge=0, lt=1, description="mix_real: share of the training set that is real")
+    # evaluation
     eval_k: int = Field(8, ge=1, description="sampled decodings per test and ood question")
     sample_batch_size: int = Field(512, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> LoopConfig:
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError(f"formats must be distinct, got {self.formats}")
+        for name in ("judge_prompt", "judge_target"):
+            try:
+                getattr(self, name).format(prompt="", completion="")
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValueError(f"{name} may use only {{prompt}} and {{completion}} ({e})") from None
+        return self
 
 
 class RunConfig(_Strict):

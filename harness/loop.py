@@ -1,10 +1,11 @@
 """The self-improvement loop, top to bottom.
 
 Round 0 is the base model. Every round r:
-  1. distill  (r > 0): fine-tune round r-1's model on the training set round r-1 selected;
+  1. distill  (r > 0): fine-tune round r-1's model (or the base, distill_from = "base") on the training set
+               built from the recorded selections by the data policy;
   2. evaluate: test and ood, greedy and sampled; score the reference texts;
-  3. amplify:  k samples per pool question;
-  4. select:   self-consistency vote on the label-free samples -> selected.jsonl (trains round r+1).
+  3. amplify:  k samples (or k IDA-composed traces) per pool question;
+  4. select:   self-consistency, verifier, gold rationalization, judge or none -> selected.jsonl.
 Each round's files are written atomically and `round.json` last, so a killed run resumes at the first
 incomplete round with bit-identical results.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from harness.artifacts import Manifest, ReferenceRow, RunStore, SampleRow, SelectedRow, read_jsonl
+from harness.artifacts import Manifest, ReferenceRow, RunError, RunStore, SampleRow, SelectedRow
 from harness.config import RunConfig, config_hash
 from harness.domains.arithmetic import ArithmeticDomain
 from harness.domains.base import Domain, Question, Splits
@@ -30,19 +31,28 @@ from harness.models.tiny.model import TinyModel
 from harness.models.tiny.pretrain import CACHE_VERSION, load_or_train_base
 from harness.progress import Reporter, SilentReporter
 from harness.seeding import derive_seed
-from harness.strategies.select import self_consistency, strip_labels
+from harness.strategies.amplify import decompose
+from harness.strategies.distill import training_set
+from harness.strategies.judge import judge_scores
+from harness.strategies.labeled import gold_filter, rationalizations, verifier
+from harness.strategies.select import keep_all, self_consistency, strip_labels, top_scored
 from harness.summary import record_round
 
 
 def decode(model: TinyModel, domain: Domain, questions: list[Question], split: str, round: int, k: int,
-           temperature: float, cfg: RunConfig, seed: int, reporter: Reporter) -> list[SampleRow]:
-    """k decodings of each question (greedy when temperature is 0), parsed and checked."""
+           temperature: float, cfg: RunConfig, seed: int, reporter: Reporter, how: str = "sample",
+           label: str | None = None) -> list[SampleRow]:
+    """k decodings of each question (greedy when temperature is 0), parsed and checked. `how` = "decompose"
+    composes each decoding from the model's answers to the domain's sub-questions (IDA)."""
     greedy = temperature == 0
-    label = f"round {round}: {split} {'greedy' if greedy else f'x{k}'}"
+    label = label or f"round {round}: {split} {'greedy' if greedy else f'x{k}'}"
     with reporter.task(label, len(questions) * k) as advance:
-        outs = model.sample([q.prompt for q in questions], k=k, temperature=temperature,
-                            max_new_tokens=cfg.loop.max_new_tokens, seed=seed,
-                            batch_size=cfg.loop.sample_batch_size, progress=advance)
+        if how == "decompose":
+            outs = decompose(model, domain, questions, k, temperature, seed, cfg.loop.sample_batch_size, advance)
+        else:
+            outs = model.sample([q.prompt for q in questions], k=k, temperature=temperature,
+                                max_new_tokens=cfg.loop.max_new_tokens, seed=seed,
+                                batch_size=cfg.loop.sample_batch_size, progress=advance)
     rows = []
     for q, completions in zip(questions, outs):
         for j, c in enumerate(completions):
@@ -55,11 +65,38 @@ def decode(model: TinyModel, domain: Domain, questions: list[Question], split: s
     return rows
 
 
-def training_set(store: RunStore, upto: int, policy: str) -> list[tuple[str, str]]:
-    """What round `upto + 1` trains on: the last selection (replace) or all selections so far (accumulate)."""
-    rounds = [upto] if policy == "replace" else list(range(upto + 1))
-    rows = [row for r in rounds for row in read_jsonl(store.round_dir(r) / "selected.jsonl", SelectedRow)]
-    return [(row.prompt, row.completion) for row in rows]
+def select(cfg: RunConfig, model: TinyModel, domain: Domain, splits: Splits, samples: list[SampleRow], r: int,
+           reporter: Reporter) -> list[SelectedRow]:
+    """Round r's training data for round r+1. Label-free selectors get the samples through strip_labels."""
+    loop = cfg.loop
+    if loop.select == "self_consistency":
+        return self_consistency(strip_labels(samples), loop.tau, r)
+    if loop.select == "none":
+        return keep_all(strip_labels(samples), r)
+    if loop.select == "judge":
+        unlabeled = strip_labels(samples)
+        with reporter.task(f"round {r}: judge", 1) as advance:
+            scores = judge_scores(model, unlabeled, loop.judge_prompt, loop.judge_target)
+            advance(1)
+        return top_scored(unlabeled, scores, loop.judge_keep, r)
+    if loop.select == "verifier":
+        return verifier(samples, loop.verifier_noise, derive_seed(cfg.seed, "verifier", r), r)
+    kept, failed = gold_filter(samples, r)  # gold_rationalization (STaR)
+    failed_ids = set(failed)
+    failed_q = [q for q in splits.pool if q.id in failed_ids]
+    hinted_q = [Question(q.id, q.skill, domain.hint_prompt(q), q.answer) for q in failed_q]
+    hinted = decode(model, domain, hinted_q, "pool", r, loop.k, loop.temperature, cfg,
+                    derive_seed(cfg.seed, "rationalize", r), reporter, label=f"round {r}: rationalize x{loop.k}")
+    return kept + rationalizations(failed_q, hinted, samples, r)
+
+
+def _check_strategies(cfg: RunConfig, domain: Domain) -> None:
+    needs = {"decompose": cfg.loop.amplify == "decompose", "hint_prompt": cfg.loop.select == "gold_rationalization",
+             "direct_completion": "direct" in cfg.loop.formats}
+    for method, needed in needs.items():
+        if needed and not hasattr(domain, method):
+            raise RunError(f"loop: domain {domain.name!r} has no {method}(); choose another amplify, select or "
+                           f"formats setting")
 
 
 def _versions() -> dict[str, str]:
@@ -95,6 +132,7 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
     store = RunStore(out)
     domain = ArithmeticDomain(cfg.domain, seed=derive_seed(cfg.seed, "domain"))
     splits: Splits = domain.splits()
+    _check_strategies(cfg, domain)
 
     model, base_info = load_or_train_base(domain, splits, cfg.model, cfg.base, derive_seed(cfg.seed, "base"),
                                           base_key(cfg), cache_dir, reporter)
@@ -112,13 +150,17 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
         training = None
         t0 = time.perf_counter()
         if r > 0:  # distill
-            pairs = training_set(store, r - 1, cfg.loop.data_policy)
-            steps = -(-len(pairs) * cfg.loop.epochs // cfg.loop.batch_size)
+            pairs, kinds = training_set(store, r - 1, cfg.loop, domain, splits, derive_seed(cfg.seed, "mix", r))
+            if cfg.loop.distill_from == "base":  # STaR and ReST-EM restart from the base every round
+                model = TinyModel.load(store.round_dir(0) / "model")
+            steps = cfg.loop.steps if cfg.loop.steps and pairs else -(-len(pairs) * cfg.loop.epochs //
+                                                                        cfg.loop.batch_size)
             with reporter.task(f"round {r}: fine-tune ({len(pairs)})", int(steps)) as advance:
-                stats = model.finetune(pairs, lr=cfg.loop.lr, epochs=cfg.loop.epochs,
+                stats = model.finetune(pairs, lr=cfg.loop.lr, epochs=cfg.loop.epochs, steps=cfg.loop.steps,
                                        batch_size=cfg.loop.batch_size, seed=derive_seed(cfg.seed, "distill", r),
                                        on_step=lambda step, loss: advance(1) or False)
-            training = {"examples": len(pairs), "steps": stats.steps, "trained_tokens": stats.tokens,
+            training = {"examples": len(pairs), **{f"examples_{k}": v for k, v in kinds.items()},
+                        "steps": stats.steps, "trained_tokens": stats.tokens,
                         "mean_loss": _finite(stats.mean_loss), "final_loss": _finite(stats.final_loss)}
         seconds["distill"] = time.perf_counter() - t0
         store.write_model(r, model.save)
@@ -136,11 +178,11 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
 
         t0 = time.perf_counter()  # amplify
         samples = decode(model, domain, splits.pool, "pool", r, cfg.loop.k, cfg.loop.temperature, cfg,
-                         derive_seed(cfg.seed, "amplify", r), reporter)
+                         derive_seed(cfg.seed, "amplify", r), reporter, how=cfg.loop.amplify)
         seconds["amplify"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()  # select: the selector sees no labels
-        selected = self_consistency(strip_labels(samples), cfg.loop.tau, r)
+        t0 = time.perf_counter()  # select
+        selected = select(cfg, model, domain, splits, samples, r, reporter)
         seconds["select"] = time.perf_counter() - t0
 
         record_round(store, r, evals=evals, reference=reference, samples=samples, selected=selected,

@@ -122,6 +122,58 @@ def operands(question: Question) -> tuple[int, int]:
     return int(a), int(b)
 
 
+def hint_prompt(question: Question) -> str:
+    """STaR's rationalization prompt: the question with its gold answer given as a hint."""
+    return f"{question.prompt[:-1]} (hint {question.answer})\n"
+
+
+class ColumnDecomposition:
+    """IDA for addition: the sub-questions are the column sums, units first. The model answers each one in
+    the context of the trace so far; the harness writes the sub-question (carrying what the model's last
+    sub-answer implies) and composes the answer line from the model's sub-answers."""
+
+    _SUB_ANSWER = re.compile(r"(\d{1,2})(?:\n|$)")
+
+    def __init__(self, question: Question):
+        a, b = operands(question)
+        n = _width(a, b)
+        self.prompt = question.prompt
+        self.da, self.db = _digits(a, n), _digits(b, n)
+        self.lines: list[str] = []
+        self.out: list[int] = []
+        self.carry = 0
+        self.failed = False
+
+    def _head(self) -> str:
+        c = len(self.lines)
+        return f"{self.da[c]}+{self.db[c]}+1=" if self.carry else f"{self.da[c]}+{self.db[c]}="
+
+    def next_prompt(self) -> str | None:
+        """The prompt whose completion answers the next sub-question; None once the trace is complete."""
+        if self.failed or len(self.lines) == len(self.da):
+            return None
+        return self.prompt + "".join(line + "\n" for line in self.lines) + self._head()
+
+    def answer(self, text: str) -> None:
+        """Take the model's completion of `next_prompt()`: a column sum of one or two digits, then a newline."""
+        m = self._SUB_ANSWER.match(text)
+        if m is None:
+            self.failed = True
+            return
+        total = int(m.group(1))
+        self.lines.append(self._head() + str(total))
+        self.out.append(total % 10)
+        self.carry = total // 10
+
+    def composed(self) -> str:
+        """The distilled target: the sub-answers' trace and the composed answer (no answer line if a
+        sub-answer was unreadable, so the trace parses as no answer)."""
+        if self.failed:
+            return "\n".join(self.lines)
+        answer = self.carry * 10 ** len(self.out) + sum(d * 10**i for i, d in enumerate(self.out))
+        return "\n".join(self.lines + [f"A: {answer}"])
+
+
 def corrupt_answer(completion: str, rng: np.random.Generator) -> str:
     """Replace one digit of the answer line with a different digit (never a leading zero)."""
     head, answer = completion.rsplit("A: ", 1)
@@ -152,6 +204,8 @@ class ArithmeticConfig(BaseModel):
     answer_noise: float = Field(0.0, ge=0.0, le=1.0, description="fraction of addition answers corrupted")
     misconception: str | None = Field(None, description=f"one of {sorted(MISCONCEPTIONS)}")
     misconception_rate: float = Field(0.0, ge=0.0, le=1.0, description="fraction of applicable examples")
+    hint_share: float = Field(0.0, ge=0.0, le=1.0, description="share of clean addition examples also trained "
+                                                              "with the gold answer as a hint (for STaR)")
 
     @model_validator(mode="after")
     def _check(self) -> ArithmeticConfig:
@@ -260,6 +314,18 @@ class ArithmeticDomain:
         a, b = operands(question)
         return add_rationale(a, b) if question.skill == "add" else sub_rationale(a, b)
 
+    def direct_completion(self, answer: int) -> str:
+        """The answer-only format of a completion (LMSI's direct format)."""
+        return f"A: {answer}"
+
+    def hint_prompt(self, question: Question) -> str:
+        return hint_prompt(question)
+
+    def decompose(self, question: Question) -> ColumnDecomposition:
+        if question.skill != "add":
+            raise ValueError(f"{question.id}: only addition decomposes into column sums")
+        return ColumnDecomposition(question)
+
     def splits(self) -> Splits:
         c = self.config
         n_ref_sub = c.reference_size // 4
@@ -272,13 +338,25 @@ class ArithmeticDomain:
         }, derive_seed(self.seed, "arithmetic", "sub"))
         q = {name: [make_question("add", a, b) for a, b in items] for name, items in add.items()}
         q_sub = {name: [make_question("sub", a, b) for a, b in items] for name, items in sub.items()}
-        base_train = self._plant_errors(q["base_train"]) + [
+        base_train = self._plant_errors(q["base_train"])
+        base_train += self._hinted(base_train) + [
             Example(x, self.reference_rationale(x)) for x in q_sub["base_train"]]
         order = np.random.default_rng(derive_seed(self.seed, "arithmetic", "shuffle")).permutation(len(base_train))
         reference = [(f"ref:{x.id}", x.prompt, self.reference_rationale(x))
                      for x in q["reference"] + q_sub["reference"]]
         return Splits(base_train=[base_train[i] for i in order], base_val=q["base_val"], pool=q["pool"],
                       test=q["test"], ood=q_sub["ood"], reference=reference)
+
+    def _hinted(self, examples: list[Example]) -> list[Example]:
+        """Copies of round(hint_share * n) clean examples under the hint prompt, so that the model learns to
+        use a hint (STaR rationalizes with a model that can)."""
+        if self.config.hint_share == 0:
+            return []
+        rng = np.random.default_rng(derive_seed(self.seed, "arithmetic", "hints"))
+        clean = [e for e in examples if e.kind == "clean"]
+        chosen = rng.permutation(len(clean))[: round(self.config.hint_share * len(examples))]
+        return [Example(Question(e.question.id, e.question.skill, hint_prompt(e.question), e.question.answer),
+                        e.completion, "hinted") for e in (clean[i] for i in sorted(chosen))]
 
     def _plant_errors(self, questions: list[Question]) -> list[Example]:
         """Clean rationales, then the misconception on exactly round(rate * applicable) of the applicable

@@ -34,7 +34,8 @@ class ModelBackend(Protocol):
         """(sum log-prob, token count) of each completion given its prompt."""
 
     def finetune(self, pairs: list[tuple[str, str]], *, lr: float, epochs: float, batch_size: int,
-                 seed: int) -> TrainStats:
-        """AdamW on (prompt, completion) pairs, loss on the completion only."""
+                 seed: int, steps: int | None = None) -> TrainStats:
+        """AdamW on (prompt, completion) pairs, loss on the completion only; `steps`, when given, replaces
+        the step count that `epochs` implies."""
 
     def save(self, directory: Path) -> None: ...

@@ -66,3 +66,39 @@ def self_consistency(samples: Sequence[UnlabeledSample], tau: float, round: int)
                              completion=s.completion, answer=vote.answer, vote_share=vote.share)
                  for s in group if s.parsed_answer == vote.answer]
     return kept
+
+
+def vote_shares(samples: Sequence[UnlabeledSample]) -> dict[tuple[str, int | None], float]:
+    """(question id, answer) -> share of that question's samples giving the answer (label-free)."""
+    out = {}
+    for qid, group in group_by_question(samples).items():
+        counts = Counter(s.parsed_answer for s in group)
+        out.update({(qid, a): n / len(group) for a, n in counts.items()})
+    return out
+
+
+def keep_all(samples: Sequence[UnlabeledSample], round: int) -> list[SelectedRow]:
+    """The `none` control: every sample is trained on, unparsed ones included."""
+    shares = vote_shares(samples)
+    return [SelectedRow(question_id=s.question_id, round=round, sample_index=s.sample_index, prompt=s.prompt,
+                        completion=s.completion, answer=s.parsed_answer,
+                        vote_share=shares[s.question_id, s.parsed_answer]) for s in samples]
+
+
+def top_scored(samples: Sequence[UnlabeledSample], scores: Sequence[float], keep: float,
+               round: int) -> list[SelectedRow]:
+    """Self-rewarding: keep the top `keep` share of all parsed candidates by the judge's score (ties by
+    question and sample order, so the choice is deterministic)."""
+    shares = vote_shares(samples)
+    ranked = sorted((i for i, s in enumerate(samples) if s.parsed_answer is not None and np.isfinite(scores[i])),
+                    key=lambda i: (-scores[i], samples[i].question_id, samples[i].sample_index))
+    chosen = sorted(ranked[: round_half_up(keep * len(samples))],
+                    key=lambda i: (samples[i].question_id, samples[i].sample_index))
+    return [SelectedRow(question_id=samples[i].question_id, round=round, sample_index=samples[i].sample_index,
+                        prompt=samples[i].prompt, completion=samples[i].completion,
+                        answer=samples[i].parsed_answer, score=float(scores[i]),
+                        vote_share=shares[samples[i].question_id, samples[i].parsed_answer]) for i in chosen]
+
+
+def round_half_up(x: float) -> int:
+    return int(np.floor(x + 0.5))

@@ -227,7 +227,8 @@ class LabelNoise(Probe):
             table = aligned(run, r, ids)
             chosen = np.zeros(table.answers.shape, dtype=bool)
             for row in run.selected(r):
-                chosen[index[row["question_id"]], row["sample_index"]] = True
+                if row.get("source", "sample") == "sample":  # rationalizations are not pool samples
+                    chosen[index[row["question_id"]], row["sample_index"]] = True
             wrong = ~table.correct
             # per question: selected, selected wrong, all samples, all wrong
             cols[r] = np.stack([chosen.sum(1), (chosen & wrong).sum(1), np.full(len(ids), table.k),

@@ -114,7 +114,8 @@ class DatasetDirection(Probe):
             prev, nxt = aligned(run, a, ids), aligned(run, b, ids)
             chosen = np.zeros(prev.answers.shape, dtype=bool)
             for row in run.selected(a):
-                chosen[index[row["question_id"]], row["sample_index"]] = True
+                if row.get("source", "sample") == "sample":  # rationalizations are not pool samples
+                    chosen[index[row["question_id"]], row["sample_index"]] = True
             kl_s, kl_p, has = direction(prev, chosen, nxt, self.params.alpha)
             gain = np.where(np.abs(kl_p - kl_s) < 1e-12, 0.0, kl_p - kl_s)
             wins.append(np.where(has, np.sign(gain) * 0.5 + 0.5, np.nan))

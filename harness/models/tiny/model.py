@@ -63,8 +63,9 @@ class TinyModel:
         return training.score(self.model, self.tokenizer, prompts, completions, add_eos)
 
     def finetune(self, pairs: list[tuple[str, str]], *, lr: float, epochs: float, batch_size: int, seed: int,
-                 on_step: Callable[[int, float], bool] | None = None) -> TrainStats:
-        steps = training.epoch_steps(len(pairs), epochs, batch_size)
+                 steps: int | None = None, on_step: Callable[[int, float], bool] | None = None) -> TrainStats:
+        if steps is None or not pairs:
+            steps = training.epoch_steps(len(pairs), epochs, batch_size)
         return training.train(self.model, self.tokenizer, pairs, training.Schedule(lr=lr, steps=steps),
                               batch_size, seed, on_step=on_step)
 
