@@ -14,9 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.artifacts import RunError, RunStore
+from harness.cli_models import models_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Run self-improvement loops under controlled conditions and probe what goes wrong.")
+app.add_typer(models_app, name="models")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -123,6 +125,12 @@ def run(
     out = out or Path("runs") / f"{suite.suite.name}-{datetime.now():%Y%m%d-%H%M%S}"
     cache = None if no_cache else (cache_dir or default_cache_dir())
     seeds = [seed] if seed is not None else suite.suite.seeds
+    if suite.suite.size == "large":
+        import torch
+
+        if not torch.cuda.is_available():
+            err_console.print(f"[yellow]warning:[/] {suite_file} is a large suite (real pretrained models); on "
+                              "this CPU-only machine a round takes hours. A GPU is advised.", soft_wrap=True)
     t0 = time.perf_counter()
     try:
         outcome = run_suite(suite, out, cache, RichReporter(console), seeds)
@@ -205,6 +213,31 @@ def probes_command(
     console.print(f"{len(results.measurements)} measurements, "
                   f"{sum(m.fires for m in results.measurements)} firing; wrote {path} "
                   f"({time.perf_counter() - t0:.1f} s)")
+
+
+@app.command()
+def report(
+    run_path: Annotated[Path, typer.Argument(metavar="RUN", help="a run, condition or suite output directory")],
+    out: Annotated[Path | None, typer.Option(help="write the three files here (default: into RUN)")] = None,
+) -> None:
+    """Write report.json, report.md and report.html of a run or a suite output (re-renders at any time)."""
+    from reports.commands import report_command
+
+    report_command(run_path, out, console, fail)
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN_A RUN_B [RUN...]",
+                                               help="runs, conditions (OUT/<condition>) or suite outputs")],
+    md: Annotated[Path | None, typer.Option("--md", help="write the comparison as Markdown")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="write it as a self-contained HTML page")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write it as JSON (every difference)")] = None,
+) -> None:
+    """Compare runs by probe and round against the first (B - A with 95% CIs, paired where items match)."""
+    from reports.commands import compare_command
+
+    compare_command(runs, md, html, json_out, console, fail)
 
 
 if __name__ == "__main__":

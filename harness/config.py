@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.domains.arithmetic import ArithmeticConfig
+from harness.domains.word_problems import WordProblemsConfig
+from harness.models.hf.config import HFConfig
 from harness.models.tiny.model import TinyConfig
+
+DomainConfig = Annotated[ArithmeticConfig | WordProblemsConfig, Field(discriminator="name")]
+ModelConfig = Annotated[TinyConfig | HFConfig, Field(discriminator="backend")]
 
 
 class _Strict(BaseModel):
@@ -71,7 +76,8 @@ class LoopConfig(_Strict):
     real_fraction: float = Field(0.1, ge=0, lt=1, description="mix_real: share of the training set that is real")
     # evaluation
     eval_k: int = Field(8, ge=1, description="sampled decodings per test and ood question")
-    sample_batch_size: int = Field(512, ge=1)
+    sample_batch_size: int | None = Field(None, ge=1, description="sequences per sampling batch; None: the "
+                                                                  "backend's default (tiny 512, hf model.sample_batch_size)")
 
     @model_validator(mode="after")
     def _check(self) -> LoopConfig:
@@ -85,13 +91,21 @@ class LoopConfig(_Strict):
         return self
 
 
+class InspectTaskSpec(_Strict):
+    """An inspect-ai Task run against every round's model; its log is kept as round-NNN/inspect/<task>.eval."""
+
+    task: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:function making the Task")
+    args: dict[str, Any] = Field({}, description='keyword arguments; the string "{run_dir}" is the run directory')
+
+
 class RunConfig(_Strict):
     seed: int = Field(0, ge=0)
     threads: int = Field(1, ge=1, description="torch threads; results are bit-identical only for a fixed count")
-    domain: ArithmeticConfig = ArithmeticConfig()
-    model: TinyConfig = TinyConfig()
+    domain: DomainConfig = ArithmeticConfig()
+    model: ModelConfig = TinyConfig()
     base: BaseTrainConfig = BaseTrainConfig()
     loop: LoopConfig = LoopConfig()
+    inspect: list[InspectTaskSpec] = []
 
 
 def config_hash(*parts: BaseModel | dict | str | int) -> str:

@@ -25,10 +25,11 @@ import transformers
 
 from harness.artifacts import Manifest, ReferenceRow, RunError, RunStore, SampleRow, SelectedRow
 from harness.config import RunConfig, config_hash
-from harness.domains.arithmetic import ArithmeticDomain
+from harness.domains import make_domain
 from harness.domains.base import Domain, Question, Splits
-from harness.models.tiny.model import TinyModel
-from harness.models.tiny.pretrain import CACHE_VERSION, load_or_train_base
+from harness.models.base import ModelBackend
+from harness.models.factory import base_model, load_checkpoint
+from harness.models.tiny.pretrain import CACHE_VERSION
 from harness.progress import Reporter, SilentReporter
 from harness.seeding import derive_seed
 from harness.strategies.amplify import decompose
@@ -39,7 +40,7 @@ from harness.strategies.select import keep_all, self_consistency, strip_labels, 
 from harness.summary import record_round
 
 
-def decode(model: TinyModel, domain: Domain, questions: list[Question], split: str, round: int, k: int,
+def decode(model: ModelBackend, domain: Domain, questions: list[Question], split: str, round: int, k: int,
            temperature: float, cfg: RunConfig, seed: int, reporter: Reporter, how: str = "sample",
            label: str | None = None) -> list[SampleRow]:
     """k decodings of each question (greedy when temperature is 0), parsed and checked. `how` = "decompose"
@@ -48,11 +49,12 @@ def decode(model: TinyModel, domain: Domain, questions: list[Question], split: s
     label = label or f"round {round}: {split} {'greedy' if greedy else f'x{k}'}"
     with reporter.task(label, len(questions) * k) as advance:
         if how == "decompose":
-            outs = decompose(model, domain, questions, k, temperature, seed, cfg.loop.sample_batch_size, advance)
+            outs = decompose(model, domain, questions, k, temperature, seed, cfg.loop.sample_batch_size or 512,
+                             advance)
         else:
+            batch = {"batch_size": cfg.loop.sample_batch_size} if cfg.loop.sample_batch_size else {}
             outs = model.sample([q.prompt for q in questions], k=k, temperature=temperature,
-                                max_new_tokens=cfg.loop.max_new_tokens, seed=seed,
-                                batch_size=cfg.loop.sample_batch_size, progress=advance)
+                                max_new_tokens=cfg.loop.max_new_tokens, seed=seed, progress=advance, **batch)
     rows = []
     for q, completions in zip(questions, outs):
         for j, c in enumerate(completions):
@@ -65,7 +67,7 @@ def decode(model: TinyModel, domain: Domain, questions: list[Question], split: s
     return rows
 
 
-def select(cfg: RunConfig, model: TinyModel, domain: Domain, splits: Splits, samples: list[SampleRow], r: int,
+def select(cfg: RunConfig, model: ModelBackend, domain: Domain, splits: Splits, samples: list[SampleRow], r: int,
            reporter: Reporter) -> list[SelectedRow]:
     """Round r's training data for round r+1. Label-free selectors get the samples through strip_labels."""
     loop = cfg.loop
@@ -130,12 +132,11 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
     transformers.utils.logging.disable_progress_bar()  # checkpoint writes are ours to report
     torch.set_num_threads(cfg.threads)
     store = RunStore(out)
-    domain = ArithmeticDomain(cfg.domain, seed=derive_seed(cfg.seed, "domain"))
+    domain = make_domain(cfg.domain, seed=derive_seed(cfg.seed, "domain"))
     splits: Splits = domain.splits()
     _check_strategies(cfg, domain)
 
-    model, base_info = load_or_train_base(domain, splits, cfg.model, cfg.base, derive_seed(cfg.seed, "base"),
-                                          base_key(cfg), cache_dir, reporter)
+    model, base_info = base_model(cfg, domain, splits, base_key(cfg), cache_dir, reporter)
     manifest = Manifest(config=cfg.model_dump(mode="json"), config_hash=config_hash(cfg), seed=cfg.seed,
                         base_model=base_info,
                         versions=_versions(), git_revision=_git_revision(),
@@ -143,7 +144,7 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
     done = store.open(manifest)
     if done:
         reporter.log(f"resuming {out}: rounds {done[0]}..{done[-1]} complete")
-        model = TinyModel.load(store.round_dir(done[-1]) / "model")
+        model = load_checkpoint(cfg.model, store.round_dir(done[-1]) / "model")
 
     for r in range(len(done), cfg.loop.rounds + 1):
         seconds: dict[str, float] = {}
@@ -152,7 +153,7 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
         if r > 0:  # distill
             pairs, kinds = training_set(store, r - 1, cfg.loop, domain, splits, derive_seed(cfg.seed, "mix", r))
             if cfg.loop.distill_from == "base":  # STaR and ReST-EM restart from the base every round
-                model = TinyModel.load(store.round_dir(0) / "model")
+                model = load_checkpoint(cfg.model, store.round_dir(0) / "model")
             steps = cfg.loop.steps if cfg.loop.steps and pairs else -(-len(pairs) * cfg.loop.epochs //
                                                                         cfg.loop.batch_size)
             with reporter.task(f"round {r}: fine-tune ({len(pairs)})", int(steps)) as advance:
@@ -174,6 +175,14 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
         scores = model.score([c for _, c, _ in splits.reference], [t for _, _, t in splits.reference])
         reference = [ReferenceRow(text_id=tid, round=r, nll=-lp, n_tokens=n)
                      for (tid, _, _), (lp, n) in zip(splits.reference, scores)]
+        for spec in cfg.inspect:  # inspect-ai tasks against this round's live model; logs in round-NNN/inspect/
+            from harness.inspect_bridge.run import INSPECT_DIR, run_inspect_task
+
+            args = {k: v.replace("{run_dir}", str(out)) if isinstance(v, str) else v for k, v in spec.args.items()}
+            with reporter.task(f"round {r}: inspect {spec.task.partition(':')[2]}", 1) as advance:
+                run_inspect_task(spec.task, model, r, store.round_dir(r) / INSPECT_DIR,
+                                 derive_seed(cfg.seed, "inspect", spec.task, r), task_args=args)
+                advance(1)
         seconds["evaluate"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()  # amplify

@@ -1,11 +1,12 @@
 """Suite files: the conditions of a loop, the probes to run and the gates to hold, in one TOML file.
 
     [suite]      name, description, seeds (several seeds run each and pool the statistics)
-    [domain]     the world and its planted errors        (harness.domains.arithmetic.ArithmeticConfig)
-    [model]      the backend and its architecture        (backend = "tiny"; harness.models.tiny.TinyConfig)
+    [domain]     the world and its planted errors        (name = "arithmetic" | "word_problems")
+    [model]      the backend and its architecture        (backend = "tiny" | "hf"; harness.models)
     [base]       how the base model is trained           (harness.config.BaseTrainConfig)
     [loop]       amplify / select / distill, data policy (harness.config.LoopConfig)
     [probes]     `"probe.id" = {param = value}`; absent: the whole library with defaults
+    [[inspect]]  task = "module:function", args: inspect-ai Tasks run against every round's model
     [[gates]]    probe, stat (a measurement name), max and/or min, use = value | ci_low | ci_high
     [[conditions]]  name plus overrides of domain/base/loop: arms compared side by side
 
@@ -22,8 +23,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.config import BaseTrainConfig, LoopConfig, RunConfig
+from harness.config import BaseTrainConfig, DomainConfig, InspectTaskSpec, LoopConfig, ModelConfig, RunConfig
 from harness.domains.arithmetic import ArithmeticConfig
+from harness.domains.word_problems import WordProblemsConfig
+from harness.models.hf.config import HFConfig
 from harness.models.tiny.model import TinyConfig
 from probes.gates import GateSpec
 
@@ -41,6 +44,7 @@ class SuiteInfo(_Strict):
     description: str = ""
     seeds: list[int] = Field([0], min_length=1, description="each seed is run; probes pool over seeds")
     threads: int = Field(1, ge=1)
+    size: Literal["small", "large"] = Field("small", description="large: GPU advised (real pretrained models)")
 
     @model_validator(mode="after")
     def _distinct(self) -> SuiteInfo:
@@ -51,12 +55,8 @@ class SuiteInfo(_Strict):
         return self
 
 
-class ModelSection(TinyConfig):
-    backend: Literal["tiny"] = "tiny"
-
-
-class DomainSection(ArithmeticConfig):
-    name: Literal["arithmetic"] = "arithmetic"
+_DOMAINS: dict[str, type[BaseModel]] = {"arithmetic": ArithmeticConfig, "word_problems": WordProblemsConfig}
+_BACKENDS: dict[str, type[BaseModel]] = {"tiny": TinyConfig, "hf": HFConfig}
 
 
 class Overrides(_Strict):
@@ -71,13 +71,24 @@ class Condition(Overrides):
 
 class Suite(_Strict):
     suite: SuiteInfo
-    domain: DomainSection = DomainSection()
-    model: ModelSection = ModelSection()
+    domain: DomainConfig = ArithmeticConfig()
+    model: ModelConfig = TinyConfig()
     base: BaseTrainConfig = BaseTrainConfig()
     loop: LoopConfig = LoopConfig()
+    inspect: list[InspectTaskSpec] = []
     probes: dict[str, dict[str, Any]] | None = None
     gates: list[GateSpec] = []
     conditions: list[Condition] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kinds(cls, data: Any) -> Any:
+        """`[domain]` without a name is arithmetic, `[model]` without a backend is tiny."""
+        if isinstance(data, dict):
+            for section, key, default in (("domain", "name", "arithmetic"), ("model", "backend", "tiny")):
+                if isinstance(data.get(section), dict) and key not in data[section]:
+                    data = {**data, section: {key: default, **data[section]}}
+        return data
 
     @model_validator(mode="after")
     def _conditions_distinct(self) -> Suite:
@@ -92,12 +103,11 @@ class Suite(_Strict):
     def run_config(self, condition: str, seed: int) -> RunConfig:
         """The resolved RunConfig of one condition and seed."""
         over = next((c for c in self.conditions if c.name == condition), Overrides())
-        domain = self.domain.model_dump(exclude={"name"})
         return RunConfig(seed=seed, threads=self.suite.threads,
-                         domain=ArithmeticConfig(**{**domain, **over.domain}),
-                         model=TinyConfig(**self.model.model_dump(exclude={"backend"})),
+                         domain=type(self.domain)(**{**self.domain.model_dump(), **over.domain}),
+                         model=self.model,
                          base=BaseTrainConfig(**{**self.base.model_dump(), **over.base}),
-                         loop=LoopConfig(**{**self.loop.model_dump(), **over.loop}))
+                         loop=LoopConfig(**{**self.loop.model_dump(), **over.loop}), inspect=self.inspect)
 
     def probe_selection(self) -> dict[str, dict[str, Any]]:
         from probes import registry
@@ -107,9 +117,9 @@ class Suite(_Strict):
 
 # ---------------------------------------------------------------- loading with one-line errors
 
-_SECTION_MODELS: dict[str, type[BaseModel]] = {"suite": SuiteInfo, "domain": DomainSection, "model": ModelSection,
-                                                "base": BaseTrainConfig, "loop": LoopConfig, "gates": GateSpec,
-                                                "conditions": Condition}
+_SECTION_MODELS: dict[str, type[BaseModel]] = {"suite": SuiteInfo, "base": BaseTrainConfig, "loop": LoopConfig,
+                                                "inspect": InspectTaskSpec,
+                                                "gates": GateSpec, "conditions": Condition}
 
 
 def _nearest(word: str, choices) -> str:
@@ -119,10 +129,19 @@ def _nearest(word: str, choices) -> str:
 
 def _describe(err: dict) -> str:
     loc = [str(p) for p in err["loc"]]
+    tagged = {"domain": _DOMAINS, "model": _BACKENDS}
+    kinds = tagged.get(loc[0]) if loc else None
+    if kinds is not None and err["type"] == "union_tag_invalid":
+        key = "name" if loc[0] == "domain" else "backend"
+        return f"key {loc[0]}.{key}: unknown {key} {err['input'].get(key)!r}{_nearest(str(err['input'].get(key)), kinds)}"
+    section_model = None
+    if kinds is not None and len(loc) > 1 and loc[1] in kinds:  # a discriminated union names its member
+        section_model = kinds[loc[1]]
+        loc = [loc[0], *loc[2:]]
     where = ".".join(loc) or "(top level)"
     if err["type"] == "extra_forbidden":
         section = loc[0] if loc else ""
-        model = Suite if len(loc) == 1 else _SECTION_MODELS.get(section)
+        model = Suite if len(loc) == 1 else section_model or _SECTION_MODELS.get(section)
         fields = list(model.model_fields) if model is not None else []
         return f"key {where}: unknown key" + (_nearest(loc[-1], fields) if fields else "")
     if err["type"] == "missing":
@@ -150,7 +169,7 @@ def _check_references(suite: Suite) -> None:
         if gate.condition is not None and gate.condition not in suite.condition_names():
             raise SuiteError(f"key gates.{i}.condition: unknown condition {gate.condition!r}"
                              f"{_nearest(gate.condition, suite.condition_names())}")
-    sections = {"domain": (ArithmeticConfig, suite.domain.model_dump(exclude={"name"})),
+    sections = {"domain": (type(suite.domain), suite.domain.model_dump()),
                 "base": (BaseTrainConfig, suite.base.model_dump()), "loop": (LoopConfig, suite.loop.model_dump())}
     for i, cond in enumerate(suite.conditions):
         for section, (model, defaults) in sections.items():

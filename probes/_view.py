@@ -102,6 +102,11 @@ class RunView:
     def name(self) -> str:
         return self._store.root.name
 
+    @property
+    def root(self) -> Path:
+        """The run directory, for probes that read files of their own there (e.g. inspect logs)."""
+        return self._store.root
+
     @cached_property
     def config(self) -> dict:
         return self.manifest.config

@@ -192,6 +192,7 @@ class ArithmeticConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    name: Literal["arithmetic"] = "arithmetic"
     min_digits: int = Field(1, ge=1, le=6)
     max_digits: int = Field(3, ge=1, le=6)
     base_train_size: int = Field(12000, ge=10, description="addition examples in base-train")

@@ -1,3 +1,3 @@
 """The built-in probe library: importing it registers every built-in probe."""
 
-from probes.library import attractors, confident_wrong, drift, forecast  # noqa: F401
+from probes.library import attractors, confident_wrong, drift, forecast, inspect_drift  # noqa: F401

@@ -1,0 +1,116 @@
+"""The inspect bridge's probe: drift of any inspect task's scores over the rounds of a loop, read from the
+`.eval` logs the loop kept (round-NNN/inspect/<task>.eval). inspect-ai is imported only when a run has logs,
+so the probe list works without it installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from probes import Probe, RunView, probe, tracked
+from probes._api import Concern
+
+INSPECT_DIR = "inspect"
+
+
+def _roots(run) -> list[tuple[str, Path]]:
+    """(item-id prefix, run directory) of a run, or of each run of a pooled view (ids prefixed as in
+    PooledRunView, so items of different seeds stay distinct)."""
+    views = getattr(run, "views", None)
+    if views is None:
+        return [("", Path(run.root))]
+    return [(f"{v.name}/", Path(v.root)) for v in views]
+
+
+def _values(score: Any) -> dict[str, float]:
+    """A Score's value as {key: float}: a dict's numeric entries, or {"score": value}."""
+    from inspect_ai.scorer import value_to_float
+
+    to_float = value_to_float()
+    value = score.value
+    if isinstance(value, dict):
+        return {str(k): to_float(v) for k, v in value.items() if v is not None}
+    return {"score": to_float(value)}
+
+
+def read_scores(path: Path, prefix: str = "") -> dict[str, dict[str, float]]:
+    """{measurement key: {sample id: mean over epochs}} of one .eval log. Keys are `[scorer.]key` (the
+    scorer named only when the task has several), split by sample metadata "condition" when present."""
+    from inspect_ai.log import read_eval_log
+
+    log = read_eval_log(str(path))
+    sums: dict[str, dict[str, list[float]]] = {}
+    for sample in log.samples or []:
+        scores = sample.scores or {}
+        condition = (sample.metadata or {}).get("condition")
+        for scorer_name, score in scores.items():
+            for key, v in _values(score).items():
+                parts = ([scorer_name] if len(scores) > 1 else []) + ([str(condition)] if condition else []) + [key]
+                sums.setdefault(".".join(parts), {}).setdefault(f"{prefix}{sample.id}", []).append(v)
+    return {k: {i: float(np.mean(v)) for i, v in items.items()} for k, items in sums.items()}
+
+
+@probe
+class InspectTaskDrift(Probe):
+    """Per-round mean score of every inspect task the loop ran on each round's model (`.eval` logs kept
+    in round-NNN/inspect/), with bootstrap CIs over samples and paired changes against round 0 and the
+    previous round on the same samples (concern: either, or per task and key via `concern`).
+
+    Measurements are named `<task>.<key>`: the task is the log's file name; the key is `score` for a
+    scalar score, or each entry of a dict score, prefixed by the sample's metadata "condition" when the
+    task sets one (e.g. `deference.claim.adopted`) and by the scorer when there are several.
+    Multiple epochs are averaged per sample. Only rounds that have the task's log take part; samples are
+    the ones every such round scored. A run without logs gives one empty measurement.
+    """
+
+    id = "inspect.task_drift"
+    family = "drift"
+    reads = ("inspect",)
+
+    class Params(Probe.Params):
+        tasks: list[str] | None = Field(None, description="task log names to read (default: every log found)")
+        concern: dict[str, Concern] = Field(
+            {}, description="'<task>.<key>' (or '<task>') -> concern; default 'either'")
+
+    def _concern(self, task: str, key: str) -> Concern:
+        return self.params.concern.get(f"{task}.{key}", self.params.concern.get(task, "either"))
+
+    def measure(self, run: RunView):
+        roots = _roots(run)
+        found: dict[str, dict[int, list[tuple[str, Path]]]] = {}
+        for prefix, root in roots:
+            for r in run.rounds:
+                for path in sorted((root / f"round-{r:03d}" / INSPECT_DIR).glob("*.eval")):
+                    if self.params.tasks is None or path.stem in self.params.tasks:
+                        found.setdefault(path.stem, {}).setdefault(r, []).append((prefix, path))
+        if not found:
+            return [self.measurement("score", None, details={
+                "reason": "no inspect logs in this run (round-NNN/inspect/<task>.eval); add inspect tasks to "
+                          "the suite"})]
+        out = []
+        for task, by_round in sorted(found.items()):
+            rounds = tuple(r for r in run.rounds if len(by_round.get(r, [])) == len(roots))
+            if not rounds:
+                continue
+            per_round: dict[int, dict[str, dict[str, float]]] = {}
+            for r in rounds:
+                merged: dict[str, dict[str, float]] = {}
+                for prefix, path in by_round[r]:
+                    for key, items in read_scores(path, prefix).items():
+                        merged.setdefault(key, {}).update(items)
+                per_round[r] = merged
+            keys = sorted(set.intersection(*(set(per_round[r]) for r in rounds)))
+            for key in keys:
+                ids = tuple(sorted(set.intersection(*(set(per_round[r][key]) for r in rounds))))
+                if not ids:
+                    continue
+                values = {r: np.array([per_round[r][key][i] for i in ids]) for r in rounds}
+                view = SimpleNamespace(rounds=rounds)  # the rounds this task was run on
+                out += tracked(self, f"{task}.{key}", view, values.__getitem__, ids,  # type: ignore[arg-type]
+                               concern=self._concern(task, key), seed=self.params.seed,
+                               details={"task": task, "n_samples": len(ids), "rounds": list(rounds)})
+        return out or [self.measurement("score", None, details={"reason": "inspect logs hold no scored samples"})]

@@ -1,0 +1,68 @@
+"""Markdown renderings: report.md (a CI step summary: verdict, gates, one line per probe) and a comparison."""
+
+from __future__ import annotations
+
+from reports.model import MeasurementRow, Report, Section
+
+ARROWS = {"up": "↑", "down": "↓", "flat": "→", "none": ""}
+STATUS = {"passed": "PASSED", "failed": "FAILED", "no_gates": "no gates"}
+
+
+def fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def ci(lo: float | None, hi: float | None) -> str:
+    return "-" if lo is None or hi is None else f"[{fmt(lo)}, {fmt(hi)}]"
+
+
+def trajectory(m: MeasurementRow) -> str:
+    """The per-round values with the trend arrow, e.g. "0.52 → 0.47 → 0.43 ↓"."""
+    points = [fmt(p.value) for p in m.series]
+    return (" → ".join(points) + f" {ARROWS[m.trend]}").strip() if points else "-"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _section(section: Section, heading: str) -> list[str]:
+    firing = sum(len(p.firing) for p in section.probes)
+    total = sum(len(p.measurements) for p in section.probes)
+    settings = ", ".join(f"{k}={v}" for k, v in section.settings.items())
+    lines = [f"{heading} {section.name}: {firing} of {total} measurements fire", "",
+             f"Rounds {section.rounds[0]}..{section.rounds[-1]}; runs {', '.join(section.runs)}"
+             + (f"; {settings}" if settings else "") + ".", "",
+             "| probe | headline | value | 95% CI | per round (trend) | firing |", "|---|---|---|---|---|---|"]
+    for p in section.probes:
+        h = p.get(p.headline)
+        fired = ", ".join(f"`{m.name}`" for m in p.firing)
+        lines.append(f"| `{p.id}` | {h.name if h else '-'} | {fmt(h and h.value)} | {ci(h and h.ci_low, h and h.ci_high)} "
+                     f"| {trajectory(h) if h else '-'} | {len(p.firing) or ''}{' ' + fired if fired else ''} |")
+    lines.append("")
+    if section.alarms:
+        lines += ["<details><summary>alarms (the items behind each are in report.html)</summary>", ""]
+        lines += [f"- `{a.probe}` {a.measurement} = {fmt(a.value)}: {a.reason}; {len(a.items)} items" for a in section.alarms]
+        lines += ["", "</details>", ""]
+    lines += ["<details><summary>every measurement</summary>", "",
+              "| probe | measurement | value | 95% CI | per round (trend) | concern | fires |", "|---|---|---|---|---|---|---|"]
+    for p in section.probes:
+        for m in p.measurements:
+            lines.append(f"| `{p.id}` | {_cell(m.name)} | {fmt(m.value)} | {ci(m.ci_low, m.ci_high)} | {trajectory(m)} "
+                         f"| {m.concern} | {'yes' if m.fires else ''} |")
+    return lines + ["", "</details>", ""]
+
+
+def render_markdown(report: Report) -> str:
+    v = report.verdict
+    lines = [f"## loopprobe {report.kind} `{report.name}`: {STATUS[v.status]}", ""]
+    summary = f"{v.gates - v.gates_failed} of {v.gates} gates hold; " if v.gates else "No gates (a run has none); "
+    lines += [summary + f"{v.firing} of {v.measurements} measurements fire.", ""]
+    if report.gates:
+        lines += ["| | condition | gate | value | 95% CI |", "|---|---|---|---|---|"]
+        lines += [f"| {'✅' if g.passed else '❌'} | {g.condition} | `{g.gate}` | {fmt(g.value)} | {ci(g.ci_low, g.ci_high)} |"
+                  for g in report.gates]
+        lines.append("")
+    for s in report.sections:
+        lines += _section(s, "### condition" if report.kind == "suite" else f"### {report.kind}")
+    return "\n".join(lines)

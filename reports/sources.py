@@ -1,0 +1,185 @@
+"""What a report or a comparison reads: a run directory, a condition of a suite output (OUT/<condition>/
+with seed-*/ runs, pooled), or a whole suite output (OUT/ with suite.json). Every problem is a RunError
+whose one line names the path and the fix."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.artifacts import RunError
+from probes import PooledRunView, ProbeResults, RunView, run_probes, write_results
+from probes.gates import GateResult
+
+_WHAT = "pass a run directory (with manifest.json), a condition directory (with seed-*/) or a suite output " \
+        "directory (with suite.json), as `loopprobe run --out` wrote it"
+
+
+@dataclass
+class Source:
+    """One thing to report on or compare: a run, or the pooled seeds of one condition."""
+
+    label: str
+    root: Path
+    run_dirs: list[Path]
+    view: RunView | PooledRunView
+    results: ProbeResults | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return "run" if self.run_dirs == [self.root] else "condition"
+
+
+def kind_of(path: Path) -> str:
+    """"run", "condition" or "suite"; a RunError for anything else."""
+    path = Path(path)
+    if not path.exists():
+        raise RunError(f"{path}: no such directory; {_WHAT}")
+    if not path.is_dir():
+        raise RunError(f"{path}: not a directory; {_WHAT}")
+    if (path / "manifest.json").exists():
+        return "run"
+    if (path / "suite.json").exists():
+        return "suite"
+    if _seed_dirs(path):
+        return "condition"
+    if _condition_dirs(path):
+        return "suite"
+    raise RunError(f"{path}: no manifest.json, suite.json or seed-*/ runs here; {_WHAT}")
+
+
+def _seed_dirs(path: Path) -> list[Path]:
+    return sorted((p for p in path.glob("seed-*") if (p / "manifest.json").exists()),
+                  key=lambda p: (len(p.name), p.name))
+
+
+def _condition_dirs(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and _seed_dirs(p))
+
+
+def open_source(path: Path, label: str | None = None, seeds: list[int] | None = None) -> Source:
+    """A run directory or a condition directory (its seed runs pooled, as the suite runner pools them)."""
+    path = Path(path)
+    kind = kind_of(path)
+    if kind == "suite":
+        raise RunError(f"{path}: a suite output, not one run; name one of its conditions, e.g. "
+                       f"{path / (_condition_dirs(path) or [Path('CONDITION')])[0].name}")
+    if kind == "run":
+        return Source(label or path.name, path, [path], RunView(path))
+    dirs = [path / f"seed-{s}" for s in seeds] if seeds else _seed_dirs(path)
+    missing = [d for d in dirs if not (d / "manifest.json").exists()]
+    if missing:
+        raise RunError(f"{missing[0]}: no run here; run the suite again with the same --out to finish it")
+    views = [RunView(d) for d in dirs]
+    return Source(label or path.name, path, dirs, views[0] if len(views) == 1 else PooledRunView(views))
+
+
+class SuiteFile(BaseModel):
+    """suite.json as harness.suite_runner.SuiteOutcome writes it, read without importing that module: it
+    imports the loop's configuration and with it torch, seconds a report does not need."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = 1
+    suite: str
+    seeds: list[int]
+    conditions: dict[str, ProbeResults]
+    gates: list[GateResult]
+
+
+def read_outcome(out: Path) -> SuiteFile | None:
+    path = Path(out) / "suite.json"
+    if not path.exists():
+        return None
+    try:
+        return SuiteFile.model_validate_json(path.read_text())
+    except (ValidationError, ValueError) as e:
+        raise RunError(f"{path}: not a valid suite outcome ({str(e).splitlines()[0]}); "
+                       f"recompute it with `loopprobe check {out} SUITE`") from None
+
+
+def suite_sources(out: Path) -> tuple[SuiteFile | None, list[Source]]:
+    """Every condition of a suite output, with the measurements suite.json holds for it (if any)."""
+    out = Path(out)
+    outcome = read_outcome(out)
+    if outcome is not None:
+        sources = []
+        for condition, results in outcome.conditions.items():
+            cond_dir = out / condition
+            if not cond_dir.is_dir():
+                raise RunError(f"{cond_dir}: suite.json names condition {condition!r} but its runs are missing; "
+                               "report on the directory `loopprobe run` wrote")
+            src = open_source(cond_dir, condition, outcome.seeds)
+            src.results = results
+            sources.append(src)
+        return outcome, sources
+    conditions = _condition_dirs(out)
+    if not conditions:
+        raise RunError(f"{out}: no conditions (OUT/<condition>/seed-<n>/) here; {_WHAT}")
+    return None, [open_source(c) for c in conditions]
+
+
+def expand(paths: list[Path]) -> list[Source]:
+    """Sources for a comparison: suite outputs expand to their conditions; labels are made unique."""
+    sources: list[Source] = []
+    for p in paths:
+        sources += suite_sources(p)[1] if kind_of(p) == "suite" else [open_source(p)]
+    labels = [s.label for s in sources]
+    for s in sources:
+        if labels.count(s.label) > 1:  # e.g. seed-0 of two suites: name the parent too
+            s.label = f"{s.root.parent.name}/{s.label}"
+    seen: dict[str, int] = {}
+    for s in sources:
+        seen[s.label] = seen.get(s.label, 0) + 1
+        if seen[s.label] > 1:
+            s.label = f"{s.label}#{seen[s.label]}"
+    return sources
+
+
+def probe_results(source: Source, write: bool = False) -> ProbeResults:
+    """The source's probes.json if it is current (same rounds), else the whole library run afresh (and
+    written back when `write`)."""
+    if source.results is not None:
+        return source.results
+    path = source.root / "probes.json"
+    results = None
+    if path.exists():
+        try:
+            results = ProbeResults.model_validate_json(path.read_text())
+        except (ValidationError, json.JSONDecodeError) as e:
+            raise RunError(f"{path}: not valid probe results ({str(e).splitlines()[0]}); "
+                           "delete it and the report recomputes it") from None
+        if results.rounds != list(source.view.rounds):  # written before the run was resumed
+            results = None
+    if results is None:
+        results = run_probes(source.view)
+        if write:
+            write_results(source.root, results)
+    source.results = results
+    return results
+
+
+def prompts(source: Source, ids: set[str]) -> dict[str, str]:
+    """Prompt text of the given item ids (pooled ids carry their run's name as a prefix), read from round 0."""
+    found: dict[str, str] = {}
+    pooled = source.kind == "condition" and len(source.run_dirs) > 1
+    for run in source.run_dirs:
+        prefix = f"{run.name}/" if pooled else ""
+        wanted = {i[len(prefix):] for i in ids if i.startswith(prefix)}
+        r0 = run / f"round-{source.view.rounds[0]:03d}"
+        for file in ("samples.jsonl", "eval.jsonl"):
+            if not wanted or not (r0 / file).exists():
+                continue
+            with open(r0 / file) as f:
+                for line in f:
+                    if not wanted:
+                        break
+                    row = json.loads(line)
+                    q = row["question_id"]
+                    if q in wanted:
+                        found[prefix + q] = row["prompt"]
+                        wanted.discard(q)
+    return found
