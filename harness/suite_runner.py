@@ -10,27 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from harness.artifacts import RunError, write_atomic
 from harness.progress import Reporter, SilentReporter
 from harness.suite import Suite
-from probes import PooledRunView, ProbeResults, RunView, run_probes, write_results
-from probes.gates import GateResult, evaluate
-
-
-class SuiteOutcome(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    schema_version: int = 1
-    suite: str
-    seeds: list[int]
-    conditions: dict[str, ProbeResults]
-    gates: list[GateResult]
-
-    @property
-    def passed(self) -> bool:
-        return all(g.passed for g in self.gates)
+from probes import PooledRunView, RunView, run_probes, write_results
+from probes.gates import SuiteOutcome, evaluate
 
 
 def run_dir(out: Path, condition: str, seed: int) -> Path:

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from probes._api import Measurement, ProbeError
+from probes._runner import ProbeResults
 
 
 class GateSpec(BaseModel):
@@ -79,3 +80,19 @@ def evaluate(gate: GateSpec, condition: str, measurements: list[Measurement]) ->
     message = f"[{condition}] {gate.describe()}: {why}; {shown if gate.use != 'value' else value}{ci}"
     return GateResult(gate=gate, condition=condition, passed=passed, observed=observed, measurement=m,
                       message=message)
+
+
+class SuiteOutcome(BaseModel):
+    """suite.json: the measurements of every condition and the verdict of every gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    suite: str
+    seeds: list[int]
+    conditions: dict[str, ProbeResults]
+    gates: list[GateResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)

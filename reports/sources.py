@@ -8,11 +8,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from harness.artifacts import RunError
 from probes import PooledRunView, ProbeResults, RunView, run_probes, write_results
-from probes.gates import GateResult
+from probes.gates import SuiteOutcome
 
 _WHAT = "pass a run directory (with manifest.json), a condition directory (with seed-*/) or a suite output " \
         "directory (with suite.json), as `loopprobe run --out` wrote it"
@@ -77,31 +77,18 @@ def open_source(path: Path, label: str | None = None, seeds: list[int] | None = 
     return Source(label or path.name, path, dirs, views[0] if len(views) == 1 else PooledRunView(views))
 
 
-class SuiteFile(BaseModel):
-    """suite.json as harness.suite_runner.SuiteOutcome writes it, read without importing that module: it
-    imports the loop's configuration and with it torch, seconds a report does not need."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    schema_version: int = 1
-    suite: str
-    seeds: list[int]
-    conditions: dict[str, ProbeResults]
-    gates: list[GateResult]
-
-
-def read_outcome(out: Path) -> SuiteFile | None:
+def read_outcome(out: Path) -> SuiteOutcome | None:
     path = Path(out) / "suite.json"
     if not path.exists():
         return None
     try:
-        return SuiteFile.model_validate_json(path.read_text())
+        return SuiteOutcome.model_validate_json(path.read_text())
     except (ValidationError, ValueError) as e:
         raise RunError(f"{path}: not a valid suite outcome ({str(e).splitlines()[0]}); "
                        f"recompute it with `loopprobe check {out} SUITE`") from None
 
 
-def suite_sources(out: Path) -> tuple[SuiteFile | None, list[Source]]:
+def suite_sources(out: Path) -> tuple[SuiteOutcome | None, list[Source]]:
     """Every condition of a suite output, with the measurements suite.json holds for it (if any)."""
     out = Path(out)
     outcome = read_outcome(out)

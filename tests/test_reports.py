@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.suite_runner import SuiteOutcome
+from probes.gates import SuiteOutcome
 from probes import PooledRunView, RunView, run_probes, write_results
 from probes.gates import GateSpec, evaluate
 from probes.testing import clean_rounds, crank_rounds, write_synthetic_run
@@ -21,7 +21,7 @@ from reports.compare import Comparison, compare
 from reports.compare_render import comparison_html, comparison_markdown
 from reports.html import plot_ids
 from reports.model import REPORT_SCHEMA_VERSION, Report
-from reports.sources import SuiteFile, expand
+from reports.sources import expand
 from tests.probe_runs import ROUND0, ROUND1, hand_run
 
 runner = CliRunner()
@@ -170,10 +170,6 @@ def test_report_of_a_suite_output_has_gates_and_a_section_per_condition(suite_ou
     assert "FAILED" in md and "❌" in md and "### condition crank" in md
     one = build_report(suite_out / "crank", write_probes=False)  # one condition: its seeds pooled
     assert one.kind == "condition" and one.sections[0].runs == ["seed-0", "seed-1"] and not one.gates
-
-
-def test_suite_file_reader_matches_suite_outcome():
-    assert set(SuiteFile.model_fields) == set(SuiteOutcome.model_fields)
 
 
 # ---------------------------------------------------------------- compare

@@ -11,7 +11,6 @@ one imports `llm`, which we do not install).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -20,7 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-from harness.artifacts import RunError
+from harness.artifacts import RunError, sha256_file
 
 
 def find_packaged_gguf(package: str) -> Path:
@@ -38,14 +37,6 @@ def find_packaged_gguf(package: str) -> Path:
         raise RunError(f"gguf: package {package!r} must ship exactly one .gguf file (found: {found}); "
                        "pass the file itself to `loopprobe models import-gguf`")
     return files[0]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def import_gguf(file: Path, directory: Path, dtype: str = "float32", overwrite: bool = False) -> Path:
@@ -76,7 +67,7 @@ def import_gguf(file: Path, directory: Path, dtype: str = "float32", overwrite: 
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    info = {"source": str(file), "source_sha256": _sha256(file), "source_bytes": file.stat().st_size,
+    info = {"source": str(file), "source_sha256": sha256_file(file), "source_bytes": file.stat().st_size,
             "dtype": dtype, "n_parameters": sum(p.numel() for p in model.parameters()),
             "architecture": type(model).__name__, "seconds": round(time.perf_counter() - t0, 1)}
     (tmp / "import.json").write_text(json.dumps(info, indent=2))
