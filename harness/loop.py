@@ -30,6 +30,7 @@ from harness.domains.base import Domain, Question, Splits
 from harness.models.base import ModelBackend
 from harness.models.factory import base_model, load_checkpoint
 from harness.models.tiny.pretrain import CACHE_VERSION
+from harness.models.tiny.training import epoch_steps
 from harness.progress import Reporter, SilentReporter
 from harness.seeding import derive_seed
 from harness.strategies.amplify import decompose
@@ -154,9 +155,9 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
             pairs, kinds = training_set(store, r - 1, cfg.loop, domain, splits, derive_seed(cfg.seed, "mix", r))
             if cfg.loop.distill_from == "base":  # STaR and ReST-EM restart from the base every round
                 model = load_checkpoint(cfg.model, store.round_dir(0) / "model")
-            steps = cfg.loop.steps if cfg.loop.steps and pairs else -(-len(pairs) * cfg.loop.epochs //
-                                                                        cfg.loop.batch_size)
-            with reporter.task(f"round {r}: fine-tune ({len(pairs)})", int(steps)) as advance:
+            steps = cfg.loop.steps if cfg.loop.steps and pairs else epoch_steps(len(pairs), cfg.loop.epochs,
+                                                                                cfg.loop.batch_size)
+            with reporter.task(f"round {r}: fine-tune ({len(pairs)})", steps) as advance:
                 stats = model.finetune(pairs, lr=cfg.loop.lr, epochs=cfg.loop.epochs, steps=cfg.loop.steps,
                                        batch_size=cfg.loop.batch_size, seed=derive_seed(cfg.seed, "distill", r),
                                        on_step=lambda step, loss: advance(1) or False)

@@ -52,6 +52,8 @@ def test_sampler_contract(backend, check):
 
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_finetuning_contract_and_save_load(kind, model_dirs, tmp_path):
+    """The asserts live in the shared contract functions (tests/backend_contract.py): fitting checks the
+    step count, the log-prob gain and the greedy text; the round trip checks identical scores and samples."""
     model = make(kind, model_dirs)
     contract.finetuning_fits_the_examples(model)
     contract.save_load_round_trips(model, load(kind), tmp_path / "ckpt")

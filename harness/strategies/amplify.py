@@ -21,8 +21,6 @@ def decompose(model, domain, questions: list[Question], k: int, temperature: flo
     """k composed traces per question, all advanced one sub-question at a time in batches. A trace's
     log-prob and token count are the sums over its sub-answers as generated (SUB_ANSWER_TOKENS each);
     `finished` is False when a sub-answer was unreadable and the trace stopped without an answer."""
-    if not hasattr(domain, "decompose"):
-        raise ValueError(f"domain {domain.name!r} has no decomposition; use amplify = \"sample\"")
     traces = [domain.decompose(q) for q in questions for _ in range(k)]
     logprob = [0.0] * len(traces)
     tokens = [0] * len(traces)
