@@ -82,9 +82,11 @@ def _report_outcome(outcome, junit: Path | None, summary: Path | None) -> None:
         table.add_row("[green]ok[/]" if g.passed else "[bold red]FAIL[/]", g.condition, g.gate.describe(),
                       _fmt(m.value), ci)
     console.print(table)
-    firing = sum(m.fires for r in outcome.conditions.values() for m in r.measurements)
-    total = sum(len(r.measurements) for r in outcome.conditions.values())
-    console.print(f"{total} measurements, {firing} firing (`loopprobe probes RUN` lists them)")
+    for condition, r in outcome.conditions.items():
+        console.print(f"{condition}: {r.correction.describe()}, {r.correction.firing_uncorrected} uncorrected; "
+                      f"{len(r.measurements)} measurements (`loopprobe probes RUN` lists them)", highlight=False)
+    for line in outcome.recomputed:
+        console.print(escape(line), highlight=False, soft_wrap=True)
     if junit:
         write_junit(junit, outcome)
     if summary:
@@ -164,6 +166,55 @@ def check(
     _report_outcome(outcome, junit, summary)
 
 
+@app.command("verify-suites")
+def verify_suites(
+    names: Annotated[list[str] | None, typer.Argument(metavar="[NAME...]", help="shipped suite names (default: all)")] = None,
+    out: Annotated[Path, typer.Option(help="suite outputs go to OUT/<name> (resumable)")] = Path("runs/verify"),
+    budget: Annotated[float | None, typer.Option(help="seconds: run the suites whose measured runtime fits")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="base-model cache (default ~/.cache/loopprobe)")] = None,
+    junit: _Junit = None,
+) -> None:
+    """Run shipped suites and print every gate with its value, CI and the suite's runtime; exit 1 if a gate fails."""
+    import torch
+
+    from harness.models.tiny.pretrain import default_cache_dir
+    from harness.progress import RichReporter
+    from harness.suite import SuiteError
+    from harness.verify import plan, verify
+    from probes import ProbeError
+    from reports.ci import write_junit
+
+    try:
+        chosen = plan(names or [], budget, torch.cuda.is_available())
+    except SuiteError as e:
+        fail(str(e))
+    for name, why in chosen.skipped:
+        console.print(f"skipped {name}: {why}", highlight=False)
+    table = Table("", "suite", "gate", "value", "95% CI", "method", "runtime", box=box.SIMPLE_HEAVY,
+                  title="verify-suites")
+    failed, outcomes = 0, []
+    for name, suite in chosen.run:
+        try:
+            outcome, seconds = verify(suite, out / name, cache_dir or default_cache_dir(), RichReporter(console))
+        except (RunError, ProbeError) as e:
+            fail(f"{name}: {e}")
+        outcomes.append(outcome)
+        for g in outcome.gates:
+            m = g.measurement
+            ci = "-" if m.ci_low is None else f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]"
+            table.add_row("[green]ok[/]" if g.passed else "[bold red]FAIL[/]", name,
+                          f"[{escape(g.condition)}] {escape(g.gate.describe())}", _fmt(m.value), ci,
+                          str(m.details.get("method", "")), f"{seconds:.0f} s")
+            failed += not g.passed
+    console.print(table)
+    if junit:
+        write_junit(junit, outcomes)
+    console.print(f"{len(chosen.run)} suites run, {len(chosen.skipped)} skipped; "
+                  f"{sum(len(o.gates) for o in outcomes) - failed} of {sum(len(o.gates) for o in outcomes)} gates hold")
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command()
 def show(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
     """Print the per-round table of an existing run."""
@@ -201,18 +252,21 @@ def probes_command(
         path = write_results(run_dir, results)
     except (RunError, ProbeError) as e:
         fail(str(e))
-    table = Table("probe", "measurement", "round", "value", "95% CI", "fires", box=box.SIMPLE_HEAVY,
+    table = Table("probe", "measurement", "round", "value", "95% CI", "p", "p adj.", "fires", box=box.SIMPLE_HEAVY,
                   title=f"probes of {run_dir} (rounds {results.rounds[0]}..{results.rounds[-1]})")
     for m in results.measurements:
         if only_firing and not m.fires:
             continue
         ci = "-" if m.ci_low is None else f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]"
-        table.add_row(m.probe, m.name, _fmt(m.round), _fmt(m.value), ci,
+        tested = m.tested
+        table.add_row(m.probe, m.name, _fmt(m.round), _fmt(m.value), ci, _fmt(m.p_value) if tested else "",
+                      _fmt(m.p_adjusted) if tested else "",
                       f"[bold red]yes ({'alarm' if m.alarm is not None else m.concern})[/]" if m.fires else "")
     console.print(table)
-    console.print(f"{len(results.measurements)} measurements, "
-                  f"{sum(m.fires for m in results.measurements)} firing; wrote {path} "
-                  f"({time.perf_counter() - t0:.1f} s)")
+    alarms = [m for m in results.measurements if m.alarm is not None]
+    console.print(f"{len(results.measurements)} measurements: {results.correction.describe()} "
+                  f"({results.correction.firing_uncorrected} uncorrected); alarms: {sum(m.fires for m in alarms)} "
+                  f"of {len(alarms)}; wrote {path} ({time.perf_counter() - t0:.1f} s)")
 
 
 @app.command()

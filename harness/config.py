@@ -62,7 +62,8 @@ class LoopConfig(_Strict):
     # distill
     distill_from: Literal["previous", "base"] = Field(
         "previous", description="continue from the previous round, or restart from the base (STaR, ReST-EM)")
-    lr: float = Field(1e-4, gt=0)
+    lr: float = Field(1e-4, ge=0, description="fine-tuning learning rate; 0 makes a null loop whose rounds cannot "
+                                              "change the model (the negative control of a suite)")
     epochs: float = Field(1.0, gt=0)
     steps: int | None = Field(None, ge=1, description="fixed optimizer steps per round (overrides epochs)")
     batch_size: int = Field(32, ge=1)

@@ -196,5 +196,5 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
         seconds["select"] = time.perf_counter() - t0
 
         record_round(store, r, evals=evals, reference=reference, samples=samples, selected=selected,
-                     tau=cfg.loop.tau, training=training, seconds=seconds)
+                     training=training, seconds=seconds)
     return store

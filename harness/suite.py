@@ -45,6 +45,13 @@ class SuiteInfo(_Strict):
     seeds: list[int] = Field([0], min_length=1, description="each seed is run; probes pool over seeds")
     threads: int = Field(1, ge=1)
     size: Literal["small", "large"] = Field("small", description="large: GPU advised (real pretrained models)")
+    correction: Literal["bh", "holm", "none"] = Field(
+        "bh", description="false-alarm control across a run's tested measurements: bh (Benjamini-Hochberg), "
+                          "holm (Holm-Bonferroni) or none")
+    q: float = Field(0.05, gt=0.0, lt=1.0, strict=True,
+                     description="level of the corrected test (bh: false discovery rate; holm: family-wise error)")
+    expected_seconds: int | None = Field(None, ge=1, description="measured runtime on a 2-core machine with a cold "
+                                         "base-model cache; `loopprobe verify-suites --budget` plans with it")
 
     @model_validator(mode="after")
     def _distinct(self) -> SuiteInfo:
@@ -166,9 +173,14 @@ def _check_references(suite: Suite) -> None:
             raise SuiteError(f"key gates.{i}.probe: unknown probe {gate.probe!r}{_nearest(gate.probe, registry())}")
         if gate.probe not in selection:
             raise SuiteError(f"key gates.{i}.probe: probe {gate.probe!r} is gated but not run; add it to [probes]")
-        if gate.condition is not None and gate.condition not in suite.condition_names():
-            raise SuiteError(f"key gates.{i}.condition: unknown condition {gate.condition!r}"
-                             f"{_nearest(gate.condition, suite.condition_names())}")
+        for key in ("condition", "baseline"):
+            name = getattr(gate, key)
+            if name is not None and name not in suite.condition_names():
+                raise SuiteError(f"key gates.{i}.{key}: unknown condition {name!r}"
+                                 f"{_nearest(name, suite.condition_names())}")
+        if gate.round is not None and gate.round > max(suite.run_config(c, 0).loop.rounds
+                                                       for c in (gate.condition, gate.baseline)):
+            raise SuiteError(f"key gates.{i}.round: round {gate.round} is beyond the conditions' rounds")
     sections = {"domain": (type(suite.domain), suite.domain.model_dump()),
                 "base": (BaseTrainConfig, suite.base.model_dump()), "loop": (LoopConfig, suite.loop.model_dump())}
     for i, cond in enumerate(suite.conditions):

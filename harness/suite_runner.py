@@ -13,8 +13,8 @@ from pathlib import Path
 from harness.artifacts import RunError, write_atomic
 from harness.progress import Reporter, SilentReporter
 from harness.suite import Suite
-from probes import PooledRunView, RunView, run_probes, write_results
-from probes.gates import SuiteOutcome, evaluate
+from probes import PooledRunView, RunView, incomplete, results_for
+from probes.gates import SuiteOutcome, difference_measurement, evaluate
 
 
 def run_dir(out: Path, condition: str, seed: int) -> Path:
@@ -36,7 +36,8 @@ def run_suite(suite: Suite, out: Path, cache_dir: Path | None, reporter: Reporte
 
 def check_suite(suite: Suite, out: Path, seeds: list[int] | None = None) -> SuiteOutcome:
     """Probes and gates over runs already recorded: a suite output directory, or one run directory (taken
-    as the single condition of the suite)."""
+    as the single condition of the suite). Recorded probe results are reused where they are current (same
+    probe, parameters, code and artifacts) and recomputed where not."""
     out = Path(out)
     seeds = seeds or suite.suite.seeds
     if (out / "manifest.json").exists():  # a single run
@@ -54,12 +55,23 @@ def check_suite(suite: Suite, out: Path, seeds: list[int] | None = None) -> Suit
             views[condition] = runs[0] if len(runs) == 1 else PooledRunView(runs)
             write_to[condition] = out / condition
     selection = suite.probe_selection()
-    results = {c: run_probes(v, selection) for c, v in views.items()}
-    for c, res in results.items():
-        write_results(write_to[c], res)
-    gates = [evaluate(g, c, results[c].measurements) for g in suite.gates
-             for c in results if g.condition in (None, c)]
-    outcome = SuiteOutcome(suite=suite.suite.name, seeds=seeds, conditions=results, gates=gates)
+    results, recomputed = {}, []
+    for c, v in views.items():
+        results[c], why = results_for(v, write_to[c], selection, suite.suite.correction, suite.suite.q)
+        if len(why) < len(selection):  # some were current: say which were not
+            recomputed += [f"{c}: recomputed {pid} ({reason})" for pid, reason in why.items()]
+    unfinished = {c: incomplete(v, suite.run_config(c, seeds[0]).loop.rounds) for c, v in views.items()}
+    gates = []
+    for g in suite.gates:
+        if g.baseline is not None:
+            m = difference_measurement(g, results[g.baseline], results[g.condition])  # type: ignore[index]
+            why = unfinished[g.baseline] or unfinished[g.condition]  # type: ignore[index]
+            gates.append(evaluate(g, f"{g.condition} − {g.baseline}", m, why))
+        else:
+            gates += [evaluate(g, c, results[c].measurements, unfinished[c]) for c in results
+                      if g.condition in (None, c)]
+    outcome = SuiteOutcome(suite=suite.suite.name, seeds=seeds, conditions=results, gates=gates,
+                           recomputed=recomputed)
     if not (out / "manifest.json").exists():
         write_atomic(out / "suite.json", outcome.model_dump_json(indent=1))
     return outcome

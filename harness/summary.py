@@ -9,6 +9,11 @@ import numpy as np
 from harness.artifacts import ReferenceRow, RoundRecord, RunStore, SampleRow, SelectedRow, sha256_file, write_jsonl
 from harness.strategies.select import majority_vote
 
+# A pool question is "confident" when its majority answer has at least this share of the k votes. One
+# definition for the round table, the confident-wrong probes (their `tau` parameter's default), reports and
+# compare; never the loop's selection `tau`, which is a treatment that conditions vary.
+CONFIDENT_SHARE = 0.6
+
 
 def _mean(values) -> float:
     values = list(values)
@@ -16,7 +21,7 @@ def _mean(values) -> float:
 
 
 def summarise_round(samples: Sequence[SampleRow], evals: Sequence[SampleRow], selected: Sequence[SelectedRow],
-                    reference: Sequence[ReferenceRow], tau: float) -> tuple[dict[str, float | None], dict[str, int]]:
+                    reference: Sequence[ReferenceRow]) -> tuple[dict[str, float | None], dict[str, int]]:
     by_q: dict[str, list[SampleRow]] = {}
     for s in samples:
         by_q.setdefault(s.question_id, []).append(s)
@@ -24,7 +29,7 @@ def summarise_round(samples: Sequence[SampleRow], evals: Sequence[SampleRow], se
     truth = {q: rows[0].truth for q, rows in by_q.items()}
     majority_right = {q: v.answer == truth[q] for q, v in votes.items()}
     kept_q = {row.question_id for row in selected}
-    confident = [q for q, v in votes.items() if v.answer is not None and v.share >= tau]
+    confident = [q for q, v in votes.items() if v.answer is not None and v.share >= CONFIDENT_SHARE]
 
     def acc(split: str, decoding: str) -> float:
         return _mean(r.correct for r in evals if r.split == split and r.decoding == decoding)
@@ -54,14 +59,14 @@ def summarise_round(samples: Sequence[SampleRow], evals: Sequence[SampleRow], se
 
 
 def record_round(store: RunStore, r: int, *, evals: Sequence[SampleRow], reference: Sequence[ReferenceRow],
-                 samples: Sequence[SampleRow], selected: Sequence[SelectedRow], tau: float,
+                 samples: Sequence[SampleRow], selected: Sequence[SelectedRow],
                  training: dict | None = None, seconds: dict[str, float] | None = None) -> RoundRecord:
     """Write a round's files atomically, then its round.json (summary, hashes) last, marking it complete."""
     files = {"eval.jsonl": evals, "reference.jsonl": reference, "samples.jsonl": samples,
              "selected.jsonl": selected}
     for name, rows in files.items():
         write_jsonl(store.round_dir(r) / name, rows)
-    metrics, counts = summarise_round(samples, evals, selected, reference, tau)
+    metrics, counts = summarise_round(samples, evals, selected, reference)
     record = RoundRecord(round=r, metrics=metrics, counts=counts, training=training, seconds=seconds or {},
                          files={name: sha256_file(store.round_dir(r) / name) for name in files})
     store.finish_round(record)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import math
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from probes import stats
 from probes._view import RunView
 
 Concern = Literal["increase", "decrease", "either", "none"]
@@ -21,19 +23,41 @@ ENTRY_POINT_GROUP = "loopprobe.probes"
 
 
 class SeriesPoint(BaseModel):
+    """A measurement's value at one round; `items` (not in probes.json: its sidecar) are the per-item values
+    it was computed from, when it came from a registered statistic."""
+
     model_config = ConfigDict(extra="forbid")
 
     round: int
     value: float | None
     ci_low: float | None = None
     ci_high: float | None = None
+    _items: stats.ItemValues | None = PrivateAttr(None)
+
+    @classmethod
+    def of(cls, r: int, est: stats.Estimate) -> SeriesPoint:
+        """The point of round r of an estimate (non-finite numbers become None), keeping its item values."""
+        point = cls(round=r, value=_finite(est.value), ci_low=_finite(est.ci_low), ci_high=_finite(est.ci_high))
+        point._items = est.items
+        return point
+
+    @property
+    def items(self) -> stats.ItemValues | None:
+        return self._items
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
 
 
 class Measurement(BaseModel):
     """One number a probe reports, with its 95% CI, its per-round series and the items behind it.
 
-    `fires` is True when the CI lies wholly on the concerning side of `null` (for "either": off `null` on
-    either side). A measurement without a CI (ci_low is None) fires only through `alarm`.
+    `p_value` (two-sided, of "value = null") is derived from the CI (stats.p_from_ci) unless a probe sets it.
+    `fires_uncorrected` is True when the CI lies wholly on the concerning side of `null` (for "either": off
+    `null` on either side). `fires` is the verdict after the false-alarm correction across a run's tested
+    measurements (`p_adjusted` <= `q`, on the concerning side), which run_probes applies; before it, and for
+    a measurement with an `alarm` (a probe's own rule, which decides both), it equals `fires_uncorrected`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -50,20 +74,58 @@ class Measurement(BaseModel):
     series: list[SeriesPoint] = []
     evidence: list[str] = Field([], description="ids of the items that drive the value (at most 20)")
     details: dict[str, Any] = {}
+    p_value: float | None = Field(None, description="two-sided p of value = null (default: from the CI)")
+    p_adjusted: float | None = Field(None, description="p_value adjusted across the run's tested measurements")
+    q: float | None = Field(None, description="the level p_adjusted is compared with (set by the correction)")
 
-    fires: bool = Field(False, description="derived from the CI, null and concern (or alarm); never set by hand")
+    fires_uncorrected: bool = Field(False, description="derived: the CI alone excludes null on the concerning side")
+    fires: bool = Field(False, description="derived from the corrected p (or the CI, or alarm); never set by hand")
+    _items: stats.ItemValues | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _derive_fires(self) -> Measurement:
+        if self.p_value is None:
+            p = self.details.get("alarm_p") if self.alarm is not None else None
+            self.__dict__["p_value"] = p if p is not None else stats.p_from_ci(self.value, self.ci_low, self.ci_high,
+                                                                                self.null)
         if self.alarm is not None:
-            fires = self.alarm
+            raw = self.alarm
         elif self.value is None or self.ci_low is None or self.ci_high is None:
-            fires = False
+            raw = False
         else:
             above, below = self.ci_low > self.null, self.ci_high < self.null
-            fires = {"increase": above, "decrease": below, "either": above or below, "none": False}[self.concern]
+            raw = {"increase": above, "decrease": below, "either": above or below, "none": False}[self.concern]
+        fires = raw
+        if self.alarm is not None and self.p_adjusted is not None and self.q is not None:
+            fires = self.alarm and self.p_adjusted <= self.q
+        elif self.p_adjusted is not None and self.q is not None and self.value is not None:
+            side = {"increase": self.value > self.null, "decrease": self.value < self.null,
+                    "either": self.value != self.null, "none": False}[self.concern]
+            fires = side and self.p_adjusted <= self.q
+        self.__dict__["fires_uncorrected"] = raw
         self.__dict__["fires"] = fires
         return self
+
+    @property
+    def tested(self) -> bool:
+        """Part of the run's family of tests: a p-value and a concerning direction, or an alarm rule that
+        states its p-value (for a conjunction of changes, the largest of theirs: an intersection-union test)."""
+        if self.alarm is not None:
+            return self.p_value is not None and "alarm_p" in self.details
+        return self.concern != "none" and self.p_value is not None
+
+    def items_at(self, r: int | None) -> stats.ItemValues | None:
+        """The per-item values behind its value at round r (the series point's, else the headline's)."""
+        for p in self.series:
+            if p.round == r and p.items is not None:
+                return p.items
+        return self._items if r == self.round else None
+
+    def item_records(self) -> dict[int, stats.ItemValues]:
+        out = {p.round: p.items for p in self.series if p.items is not None}
+        if self._items is not None and self.round is not None:
+            out.setdefault(self.round, self._items)
+        return out
 
 
 class Probe:
@@ -95,9 +157,43 @@ class Probe:
     def measure(self, run: RunView) -> list[Measurement]:
         raise NotImplementedError
 
-    def measurement(self, name: str, value: float | None, **fields: Any) -> Measurement:
-        """A Measurement of this probe (saves repeating the probe id)."""
+    def measurement(self, name: str, value: float | stats.Estimate | None = None, **fields: Any) -> Measurement:
+        """A Measurement of this probe. `value` may be an Estimate: its value and CI fill the measurement, and
+        its item values become the record of `round` (so compare can pair it)."""
+        if isinstance(value, stats.Estimate):
+            est = value
+            m = Measurement(probe=self.id, name=name, value=_finite(est.value), ci_low=_finite(est.ci_low),
+                            ci_high=_finite(est.ci_high), **fields)
+            m._items = est.items
+            return m
         return Measurement(probe=self.id, name=name, value=value, **fields)
+
+    # Resampling helpers: the one way a probe gets its bootstrap seed (Params.seed). With `ids`, and a
+    # registered statistic, the estimate keeps its per-item values for the sidecar and for paired comparisons.
+
+    @property
+    def seed(self) -> int:
+        return self.params.seed
+
+    def bootstrap(self, values, statistic: str | stats.Statistic | None = "mean", *, ids=None,
+                  params: dict | None = None) -> stats.Estimate:
+        return stats.bootstrap(values, statistic, seed=self.seed, ids=ids, params=params)
+
+    def bootstrap_many(self, values, statistics: dict, *, ids=None) -> dict[str, stats.Estimate]:
+        return stats.bootstrap_many(values, statistics, seed=self.seed, ids=ids)
+
+    def mean_ci(self, values, *, ids=None) -> stats.Estimate:
+        return stats.mean_ci(values, seed=self.seed, ids=ids)
+
+    def paired_difference(self, before, after, *, ids=None) -> stats.Estimate:
+        return stats.paired_difference(before, after, seed=self.seed, ids=ids)
+
+    def tracked(self, name: str, run: RunView, per_item, ids, concern: Concern,
+                details: dict | None = None) -> list[Measurement]:
+        """A per-item quantity over rounds: its level and paired changes (probes.common.tracked)."""
+        from probes.common import tracked
+
+        return tracked(self, name, run, per_item, ids, concern, details=details)
 
 
 class ProbeError(Exception):

@@ -97,6 +97,8 @@ class RunView:
         if not self.rounds:
             raise RunError(f"{root}: no complete round yet; run or resume it with `loopprobe run --out {root}`")
         self._cache: dict[tuple, object] = {}
+        # read once: the recorded hashes are what probes' input fingerprints are made of
+        self._round_records = {r: self._store.read_round(r).model_dump() for r in self.rounds}
 
     @property
     def name(self) -> str:
@@ -144,7 +146,8 @@ class RunView:
         return list(self._rows(r, "selected.jsonl"))
 
     def round_record(self, r: int) -> dict:
-        return self._store.read_round(r).model_dump()
+        """round.json of round r (summary, counts, training stats, sha256 of each file)."""
+        return self._round_records[r]
 
 
 def _concat(tables: list[SampleTable], prefixes: list[str]) -> SampleTable:

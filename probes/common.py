@@ -28,7 +28,8 @@ def estimate_fields(est: stats.Estimate) -> dict[str, float | None]:
 
 
 def point(r: int, est: stats.Estimate) -> SeriesPoint:
-    return SeriesPoint(round=r, **estimate_fields(est))
+    """Round r's point of a series, keeping the estimate's item values."""
+    return SeriesPoint.of(r, est)
 
 
 def aligned(run: RunView, r: int, ids: tuple[str, ...], split: str = "pool", decoding: str = "sample"
@@ -56,9 +57,10 @@ def vote(table: SampleTable) -> tuple[np.ndarray, np.ndarray]:
     return (mode == table.truth) & (share > 0), share
 
 
-def series(run: RunView, per_item: Callable[[int], np.ndarray], seed: int = 0) -> list[SeriesPoint]:
-    """Mean of the per-item values of each round, with a bootstrap CI over items."""
-    return [point(r, stats.mean_ci(per_item(r), seed=seed)) for r in run.rounds]
+def series(probe: Probe, run: RunView, per_item: Callable[[int], np.ndarray], ids: Sequence[str]
+           ) -> list[SeriesPoint]:
+    """Mean of the per-item values of each round, with a bootstrap CI over items (the probe's seed)."""
+    return [point(r, probe.mean_ci(per_item(r), ids=ids)) for r in run.rounds]
 
 
 def top_items(ids: Sequence[str], score: np.ndarray, n: int = MAX_EVIDENCE) -> list[str]:
@@ -69,34 +71,34 @@ def top_items(ids: Sequence[str], score: np.ndarray, n: int = MAX_EVIDENCE) -> l
 
 
 def tracked(probe: Probe, name: str, run: RunView, per_item: Callable[[int], np.ndarray],
-            ids: Sequence[str], concern: Concern, seed: int = 0, details: dict | None = None
-            ) -> list[Measurement]:
-    """Three measurements of a per-item quantity aligned across rounds (same items, same order):
+            ids: Sequence[str], concern: Concern, details: dict | None = None) -> list[Measurement]:
+    """Three measurements of a per-item quantity aligned across rounds (same items, same order), each keeping
+    its per-item values per round (so comparisons pair them) and bootstrapped with the probe's seed:
 
     - `name`: its mean in the last round, CI over items, with the per-round series;
     - `name.delta_vs_round0`: last round minus round 0, paired bootstrap CI; fires in the concerning
       direction; evidence: the items that moved most that way;
     - `name.delta_vs_previous`: last round minus the round before, paired.
     """
-    rounds = run.rounds
+    rounds, ids = run.rounds, tuple(ids)
     last = rounds[-1]
     values = {r: np.asarray(per_item(r), dtype=float) for r in rounds}
-    ser = [point(r, stats.mean_ci(values[r], seed=seed)) for r in rounds]
+    ser = [point(r, probe.mean_ci(values[r], ids=ids)) for r in rounds]
     out = [probe.measurement(name, ser[-1].value, ci_low=ser[-1].ci_low, ci_high=ser[-1].ci_high, round=last,
                              concern="none", series=ser, details=details or {})]
     sign = -1.0 if concern == "decrease" else 1.0
     for label, ref in (("delta_vs_round0", rounds[0]), ("delta_vs_previous", rounds[-2] if len(rounds) > 1 else None)):
         if ref is None:
             continue
-        est = stats.paired_difference(values[ref], values[last], seed=seed)
-        delta_series = [point(r, stats.paired_difference(values[ref if label == "delta_vs_round0" else
-                                                                 rounds[max(0, i - 1)]], values[r], seed=seed))
+        delta_series = [point(r, probe.paired_difference(values[ref if label == "delta_vs_round0" else
+                                                                rounds[max(0, i - 1)]], values[r], ids=ids))
                         for i, r in enumerate(rounds)]
+        est = delta_series[-1]
         if concern == "either":  # the items that moved the way the estimate went
             sign = -1.0 if (est.value or 0) < 0 else 1.0
         moved = sign * (values[last] - values[ref])
         out.append(probe.measurement(
-            f"{name}.{label}", finite(est.value), ci_low=finite(est.ci_low), ci_high=finite(est.ci_high), round=last,
+            f"{name}.{label}", est.value, ci_low=est.ci_low, ci_high=est.ci_high, round=last,
             concern=concern, series=delta_series, evidence=top_items(ids, moved),
             details={"reference_round": ref, "z": stats.paired_z(values[ref], values[last])}))
     return out

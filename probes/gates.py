@@ -1,15 +1,25 @@
 """Gates turn measurements into a verdict: each holds when a measurement (its value or a CI bound) lies
-within the bounds a suite sets."""
+within the bounds a suite sets. Two forms:
+
+- a measurement of a condition (every condition, or the one named): `probe`, `stat`, `min`/`max`, `use`;
+- a difference between conditions: `condition` (B) minus `baseline` (A) of the measurement `stat` at
+  `round` (default: the last round both have), paired on the per-item records when the items match
+  (probes.differences); `use = "ci_low"` with `min`, or `"ci_high"` with `max`, gates its direction with a
+  conservative bound.
+
+A gate on a run that did not complete every round it was configured for never holds."""
 
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from probes._api import Measurement, ProbeError
 from probes._runner import ProbeResults
+from probes.differences import comparable, difference
 
 
 class GateSpec(BaseModel):
@@ -23,19 +33,34 @@ class GateSpec(BaseModel):
     min: float | None = None
     use: Literal["value", "ci_low", "ci_high"] = "value"
     condition: str | None = None
+    baseline: str | None = Field(None, description="gate condition minus this condition (needs condition)")
+    round: int | None = Field(None, ge=0, description="difference gates: the round (default: the last)")
 
     @model_validator(mode="after")
     def _bounded(self) -> GateSpec:
+        for bound in ("min", "max"):
+            value = getattr(self, bound)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{bound} must be a finite number, got {value}")
         if self.max is None and self.min is None:
             raise ValueError("a gate needs max or min")
         if self.max is not None and self.min is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) exceeds max ({self.max})")
+        if self.baseline is not None and self.condition is None:
+            raise ValueError("a difference gate (baseline) needs the condition it subtracts the baseline from")
+        if self.baseline is not None and self.baseline == self.condition:
+            raise ValueError("baseline and condition must differ")
+        if self.round is not None and self.baseline is None:
+            raise ValueError("round applies to difference gates (with baseline) only")
         return self
 
     def describe(self) -> str:
         bounds = " and ".join(b for b in (f">= {self.min:g}" if self.min is not None else "",
                                           f"<= {self.max:g}" if self.max is not None else "") if b)
         what = self.stat if self.use == "value" else f"{self.stat} ({self.use})"
+        if self.baseline is not None:
+            at = "" if self.round is None else f" at round {self.round}"
+            what = f"{what} [{self.condition} − {self.baseline}{at}]"
         return f"{self.probe}: {what} {bounds}"
 
 
@@ -64,8 +89,32 @@ def find_measurement(measurements: list[Measurement], probe: str, stat: str) -> 
     raise ProbeError(f"gate on {probe}: no measurement {stat!r}; {hint}")
 
 
-def evaluate(gate: GateSpec, condition: str, measurements: list[Measurement]) -> GateResult:
-    m = find_measurement(measurements, gate.probe, gate.stat)
+def difference_measurement(gate: GateSpec, a: ProbeResults, b: ProbeResults, seed: int = 0) -> Measurement:
+    """The condition difference a difference gate bounds, as a Measurement (B - A, paired where possible)."""
+    ma, mb = find_measurement(a.measurements, gate.probe, gate.stat), find_measurement(b.measurements, gate.probe,
+                                                                                        gate.stat)
+    info = {p.id: p for p in a.probes}.get(gate.probe), {p.id: p for p in b.probes}.get(gate.probe)
+    why = comparable(*info)
+    if why:
+        raise ProbeError(f"gate on {gate.probe} {gate.stat} [{gate.condition} − {gate.baseline}]: {why}")
+    rounds = sorted(set(a.rounds) & set(b.rounds))
+    r = gate.round if gate.round is not None else (rounds[-1] if rounds else None)
+    if r not in rounds:
+        raise ProbeError(f"gate on {gate.probe} {gate.stat}: round {r} is not a round of both {gate.baseline} "
+                         f"and {gate.condition} (both have {rounds})")
+    d = difference(ma, mb, r, *info, seed=seed)
+    return Measurement(probe=gate.probe, name=f"{gate.stat} [{gate.condition} − {gate.baseline}]", value=d.value,
+                       ci_low=d.ci_low, ci_high=d.ci_high, round=r, p_value=d.p_value,
+                       details={"method": d.method, "n_items": d.n_items, "a": d.a, "b": d.b,
+                                "baseline": gate.baseline, "condition": gate.condition})
+
+
+def evaluate(gate: GateSpec, condition: str, measurements: list[Measurement] | Measurement,
+             incomplete: str | None = None) -> GateResult:
+    """The gate's verdict on one condition's measurements (or on a difference measurement); `incomplete`
+    (why the run did not finish) makes it fail whatever the number."""
+    m = measurements if isinstance(measurements, Measurement) else find_measurement(measurements, gate.probe,
+                                                                                     gate.stat)
     observed = getattr(m, gate.use)
     ci = "" if m.ci_low is None else f" (95% CI [{m.ci_low:.4g}, {m.ci_high:.4g}])"
     shown = f"{gate.use} {observed:.4g}" if observed is not None else f"{gate.use} undefined"
@@ -76,8 +125,11 @@ def evaluate(gate: GateSpec, condition: str, measurements: list[Measurement]) ->
         high_ok = gate.max is None or observed <= gate.max
         passed = low_ok and high_ok
         why = "holds" if passed else ("below min" if not low_ok else "above max")
+    if incomplete:
+        passed, why = False, f"the run is incomplete ({incomplete}), so no gate on it holds"
     value = "" if m.value is None else f"value {m.value:.4g}"
-    message = f"[{condition}] {gate.describe()}: {why}; {shown if gate.use != 'value' else value}{ci}"
+    method = f", {m.details['method']}" if "method" in m.details else ""
+    message = f"[{condition}] {gate.describe()}: {why}; {shown if gate.use != 'value' else value}{ci}{method}"
     return GateResult(gate=gate, condition=condition, passed=passed, observed=observed, measurement=m,
                       message=message)
 
@@ -92,6 +144,7 @@ class SuiteOutcome(BaseModel):
     seeds: list[int]
     conditions: dict[str, ProbeResults]
     gates: list[GateResult]
+    recomputed: list[str] = []  # probes whose recorded results were stale and were recomputed, with why
 
     @property
     def passed(self) -> bool:

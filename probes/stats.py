@@ -1,5 +1,12 @@
 """Statistics shared by every probe: bootstrap CIs over questions, paired comparisons of two rounds on the
-same items, and the per-item quantities probes are made of. Vectorised over items; seeded.
+same items, the per-item quantities probes are made of, and the false-alarm control over many measurements.
+Vectorised over items. Every resampling function takes its seed as a required keyword, so a probe cannot
+forget it (probes get it from `Probe.bootstrap` and friends, which pass `Params.seed`).
+
+An estimate made from a *registered* statistic over per-item columns with item ids carries those values
+(`Estimate.items`, an `ItemValues`): probes.json's sidecar keeps them, and `loopprobe compare` recomputes the
+statistic on two runs' items, paired when the items match. Register a statistic of your own with
+`@statistic("name")`; an estimate from a plain callable carries no items and is compared from its CI.
 
 Cross-checked in tests/test_stats.py against scipy and scikit-learn and against hand-computed cases.
 """
@@ -7,14 +14,92 @@ Cross-checked in tests/test_stats.py against scipy and scikit-learn and against 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
+from statistics import NormalDist
 
 import numpy as np
 
 N_BOOT = 2000
 ALPHA = 0.05
+Z95 = 1.959963984540054
+
+Statistic = Callable[..., np.ndarray]  # [B, n, c] stack of resampled item columns (+ keyword params) -> [B]
+STATISTICS: dict[str, Statistic] = {}
+DIFFERENCE = "difference:"  # "difference:NAME": NAME of the right half of the columns minus NAME of the left
+
+
+def statistic(name: str) -> Callable[[Statistic], Statistic]:
+    """Register a statistic under `name`: f(x [B, n, c], **params) -> [B]. Registered statistics can be
+    recomputed from the item values probes.json's sidecar keeps, so comparisons of them are paired."""
+    def register(f: Statistic) -> Statistic:
+        known = STATISTICS.get(name)
+        if known is not None and (known.__module__, known.__qualname__) != (f.__module__, f.__qualname__):
+            raise TypeError(f"statistic {name!r} is already registered by {known.__module__}.{known.__qualname__}")
+        STATISTICS[name] = f
+        return f
+    return register
+
+
+def get_statistic(name: str) -> Statistic:
+    """The registered statistic `name`, or "difference:NAME" (NAME of the last c/2 columns minus NAME of the
+    first c/2). A KeyError names the registered ones."""
+    if name.startswith(DIFFERENCE):
+        inner = get_statistic(name[len(DIFFERENCE):])
+
+        def difference(x: np.ndarray, **params) -> np.ndarray:
+            half = x.shape[-1] // 2
+            return inner(x[..., half:], **params) - inner(x[..., :half], **params)
+        return difference
+    if name not in STATISTICS:
+        raise KeyError(f"unknown statistic {name!r}; registered: {', '.join(sorted(STATISTICS))}")
+    return STATISTICS[name]
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+@statistic("mean")
+def _mean(x: np.ndarray) -> np.ndarray:
+    """Mean of column 0."""
+    return x[..., 0].mean(axis=1)
+
+
+@statistic("mean_difference")
+def _mean_difference(x: np.ndarray) -> np.ndarray:
+    """Mean of column 1 minus column 0 (paired: after - before)."""
+    return (x[..., 1] - x[..., 0]).mean(axis=1)
+
+
+@statistic("ratio_of_sums")
+def ratio_of_sums(x: np.ndarray) -> np.ndarray:
+    """Sum of column 1 / sum of column 0 over items (NaN where the denominator is 0)."""
+    return _ratio(x[..., 1].sum(axis=1), x[..., 0].sum(axis=1))
+
+
+@dataclass(frozen=True)
+class ItemValues:
+    """The per-item values behind an estimate: item ids, float columns [n, c] in the ids' order, and the
+    registered statistic (with keyword params) that turns a [B, n, c] stack of them into estimates."""
+
+    ids: tuple[str, ...]
+    columns: np.ndarray
+    statistic: str
+    params: Mapping[str, float | int | str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.columns.ndim != 2 or self.columns.shape[0] != len(self.ids):
+            raise ValueError(f"item columns must be [n_ids, c]; got {self.columns.shape} for {len(self.ids)} ids")
+
+    def evaluate(self, stack: np.ndarray) -> np.ndarray:
+        return get_statistic(self.statistic)(stack, **self.params)
+
+    @property
+    def value(self) -> float:
+        return float(np.asarray(self.evaluate(self.columns[None]))[0])
 
 
 @dataclass(frozen=True)
@@ -22,6 +107,7 @@ class Estimate:
     value: float
     ci_low: float
     ci_high: float
+    items: ItemValues | None = field(default=None, compare=False, repr=False)
 
     def as_fields(self) -> dict[str, float]:
         return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high}
@@ -31,7 +117,7 @@ NAN = Estimate(float("nan"), float("nan"), float("nan"))
 
 
 @lru_cache(maxsize=16)
-def resample_indices(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+def resample_indices(n: int, n_boot: int = N_BOOT, *, seed: int) -> np.ndarray:
     """The [n_boot, n] bootstrap index matrix for n items; cached, since probes resample the same items
     many times with the same seed (and the same indices make their CIs consistent with each other)."""
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
@@ -39,49 +125,74 @@ def resample_indices(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     return idx
 
 
-def bootstrap(values: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray] | None = None,
-              n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA) -> Estimate:
-    """Percentile bootstrap over the first axis (items). `statistic(x)` maps a [B, n, ...] stack of
-    resamples to [B] values and [1, n, ...] to the point estimate; default: the mean."""
+def _columns(values) -> np.ndarray:
     values = np.asarray(values, dtype=float)
-    n = values.shape[0]
-    if n == 0:
-        return NAN
-    stat = statistic or (lambda x: x.mean(axis=1))
-    point = float(np.asarray(stat(values[None]))[0])
-    boots = np.asarray(stat(values[resample_indices(n, n_boot, seed)]), dtype=float)
+    return values[:, None] if values.ndim == 1 else values
+
+
+def _resolve(stat: str | Statistic | None, params: Mapping | None) -> Statistic:
+    if stat is None:
+        return lambda x: x.mean(axis=1)
+    if isinstance(stat, str):
+        f = get_statistic(stat)
+        return lambda x: f(x, **(params or {}))
+    return stat
+
+
+def _interval(point: float, boots: np.ndarray, alpha: float, items: ItemValues | None) -> Estimate:
+    if not np.isfinite(boots).any():
+        return NAN if items is None else Estimate(NAN.value, NAN.ci_low, NAN.ci_high, items)
     lo, hi = np.nanquantile(boots, [alpha / 2, 1 - alpha / 2])
-    return Estimate(point, float(lo), float(hi))
+    return Estimate(point, float(lo), float(hi), items)
 
 
-def bootstrap_many(values: np.ndarray, statistics: dict[str, Callable[[np.ndarray], np.ndarray] | None],
-                   n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA) -> dict[str, Estimate]:
+def bootstrap(values: np.ndarray, statistic: str | Statistic | None = None, n_boot: int = N_BOOT, *, seed: int,
+              alpha: float = ALPHA, ids=None, params: Mapping | None = None) -> Estimate:
+    """Percentile bootstrap over the first axis (items). `statistic` is a registered name (the values are
+    taken as item columns [n] or [n, c]; with `ids` the estimate carries them as `items`), or a callable
+    mapping a [B, n, ...] stack of resamples to [B] values (and [1, n, ...] to the point estimate);
+    default: the mean."""
+    named = isinstance(statistic, str)
+    values = _columns(values) if named else np.asarray(values, dtype=float)
+    n = values.shape[0]
+    items = ItemValues(tuple(ids), values, statistic, dict(params or {})) if named and ids is not None else None
+    if n == 0:
+        return NAN if items is None else Estimate(NAN.value, NAN.ci_low, NAN.ci_high, items)
+    stat = _resolve(statistic, params)
+    point = float(np.asarray(stat(values[None]))[0])
+    boots = np.asarray(stat(values[resample_indices(n, n_boot, seed=seed)]), dtype=float)
+    return _interval(point, boots, alpha, items)
+
+
+def bootstrap_many(values: np.ndarray, statistics: dict[str, str | Statistic | None], n_boot: int = N_BOOT, *,
+                   seed: int, alpha: float = ALPHA, ids=None) -> dict[str, Estimate]:
     """`bootstrap` of several statistics over one shared stack of resamples, built once. A statistic given
     as None, or with no finite resample, is undefined: its estimate is NAN."""
     values = np.asarray(values, dtype=float)
     n = values.shape[0]
-    stack = values[resample_indices(n, n_boot, seed)] if n else None
+    stack = values[resample_indices(n, n_boot, seed=seed)] if n else None
     out = {}
     for name, f in statistics.items():
-        boots = np.asarray(f(stack), dtype=float) if f is not None and n else np.full(1, np.nan)
-        if not np.isfinite(boots).any():
+        if f is None or not n:
             out[name] = NAN
             continue
-        lo, hi = np.nanquantile(boots, [alpha / 2, 1 - alpha / 2])
-        out[name] = Estimate(float(np.asarray(f(values[None]))[0]), float(lo), float(hi))
+        stat = _resolve(f, None)
+        items = ItemValues(tuple(ids), _columns(values), f) if isinstance(f, str) and ids is not None else None
+        boots = np.asarray(stat(stack), dtype=float)
+        out[name] = _interval(float(np.asarray(stat(values[None]))[0]), boots, alpha, items)
     return out
 
 
-def mean_ci(values, seed: int = 0) -> Estimate:
-    return bootstrap(np.asarray(values, dtype=float), seed=seed)
+def mean_ci(values, *, seed: int, ids=None) -> Estimate:
+    return bootstrap(values, "mean", seed=seed, ids=ids)
 
 
-def paired_difference(before, after, seed: int = 0) -> Estimate:
+def paired_difference(before, after, *, seed: int, ids=None) -> Estimate:
     """mean(after - before) over the same items, with a paired bootstrap CI."""
     before, after = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
     if before.shape != after.shape:
         raise ValueError(f"paired values need the same items: shapes {before.shape} and {after.shape}")
-    return bootstrap(after - before, seed=seed)
+    return bootstrap(np.stack([before, after], axis=1), "mean_difference", seed=seed, ids=ids)
 
 
 def mcnemar_exact(before: np.ndarray, after: np.ndarray) -> tuple[int, int, float]:
@@ -104,6 +215,45 @@ def paired_z(before, after) -> float:
     if sd == 0:
         return 0.0 if d.mean() == 0 else math.copysign(math.inf, d.mean())
     return float(d.mean() / (sd / math.sqrt(d.size)))
+
+
+# ---------------------------------------------------------------- tests of many measurements
+
+
+def p_from_ci(value: float | None, ci_low: float | None, ci_high: float | None, null: float = 0.0,
+              alpha: float = ALPHA) -> float | None:
+    """Two-sided p-value of "value = null" by inverting a (1 - alpha) CI under a normal approximation on the
+    CI's side nearest the null: se = |value - near bound| / z. Hence p <= alpha exactly when the CI excludes
+    the null, for any CI (percentile bootstrap, halves, ...). None without a CI."""
+    if value is None or ci_low is None or ci_high is None or not all(map(math.isfinite, (value, ci_low, ci_high))):
+        return None
+    if value == null:
+        return 1.0
+    z_alpha = NormalDist().inv_cdf(1 - alpha / 2)
+    se = abs(value - (ci_low if value > null else ci_high)) / z_alpha
+    if se == 0 or (value > null and ci_low > value) or (value < null and ci_high < value):
+        return 0.0
+    return float(math.erfc(abs(value - null) / se / math.sqrt(2)))
+
+
+def adjust_p(p_values, method: str = "bh") -> np.ndarray:
+    """Multiplicity-adjusted p-values: "bh" (Benjamini-Hochberg, false discovery rate), "holm" (Holm-Bonferroni,
+    family-wise error rate) or "none". A hypothesis is rejected at level q when its adjusted p <= q."""
+    p = np.asarray(p_values, dtype=float)
+    m = p.size
+    if m == 0 or method == "none":
+        return p.copy()
+    order = np.argsort(p, kind="mergesort")
+    ranked = p[order]
+    if method == "bh":
+        adj = np.minimum.accumulate((ranked * m / np.arange(1, m + 1))[::-1])[::-1]
+    elif method == "holm":
+        adj = np.maximum.accumulate(ranked * (m - np.arange(m)))
+    else:
+        raise ValueError(f"unknown correction {method!r}; use 'bh', 'holm' or 'none'")
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out
 
 
 # ---------------------------------------------------------------- per-item quantities (vectorised rows)
@@ -215,3 +365,38 @@ def pass_at_k(n: int, c: np.ndarray, k: int) -> np.ndarray:
     # C(n-c, k) / C(n, k) = prod_{i=n-c+1}^{n} (1 - k/i): one value per possible c, then a lookup
     table = np.array([0.0 if n - j < k else np.prod(1.0 - k / np.arange(n - j + 1, n + 1)) for j in range(n + 1)])
     return 1.0 - table[c]
+
+
+# ---------------------------------------------------------------- one statistic in two runs
+
+
+def item_difference(a: ItemValues, b: ItemValues, *, seed: int, alpha: float = ALPHA) -> tuple[Estimate, str, int]:
+    """b - a of one registered statistic from two runs' per-item values: (estimate, method, items).
+
+    "paired" when both hold the same item ids (a paired bootstrap: one resample of the items serves both
+    runs, so identical values give exactly 0 with CI [0, 0]); "unpaired" otherwise (each run's items
+    resampled independently). A ValueError when the two are not the same statistic of the same columns."""
+    if (a.statistic, dict(a.params), a.columns.shape[1]) != (b.statistic, dict(b.params), b.columns.shape[1]):
+        raise ValueError(f"different statistics: {a.statistic}{dict(a.params)} and {b.statistic}{dict(b.params)}")
+    if len(a.ids) == len(b.ids) and set(a.ids) == set(b.ids):
+        xb = b.columns if a.ids == b.ids else b.columns[[{q: i for i, q in enumerate(b.ids)}[q] for q in a.ids]]
+        both = np.concatenate([a.columns, xb], axis=1)
+        return bootstrap(both, DIFFERENCE + a.statistic, seed=seed, alpha=alpha, params=a.params), "paired", len(a.ids)
+    if not len(a.ids) or not len(b.ids):
+        return NAN, "unpaired", len(a.ids) + len(b.ids)
+    boots = (np.asarray(b.evaluate(b.columns[resample_indices(len(b.ids), seed=seed + 1)]), dtype=float)
+             - np.asarray(a.evaluate(a.columns[resample_indices(len(a.ids), seed=seed)]), dtype=float))
+    return _interval(b.value - a.value, boots, alpha, None), "unpaired", len(a.ids) + len(b.ids)
+
+
+def conjunction_p(all_of: list[Estimate], any_of: list[Estimate] = (), null: float = 0.0) -> float:
+    """p-value of an alarm that needs every change in `all_of` and at least one in `any_of`: an
+    intersection-union test (the largest p of the conjunction), with Bonferroni over the alternatives."""
+    def p(e: Estimate) -> float:
+        found = p_from_ci(e.value, e.ci_low, e.ci_high, null)
+        return 1.0 if found is None else found
+
+    parts = [p(e) for e in all_of]
+    if any_of:
+        parts.append(min(1.0, len(any_of) * min(p(e) for e in any_of)))
+    return max(parts) if parts else 1.0

@@ -130,7 +130,7 @@ def write_synthetic_run(path: Path | str, rounds: list[RoundSpec], *, n_pool: in
         nll = world.ref_len * per_token + rng.normal(0, 0.05, size=n_ref)
         reference = [ReferenceRow(text_id=f"ref:{i:04d}", round=r, nll=float(v), n_tokens=int(n))
                      for i, (v, n) in enumerate(zip(nll, world.ref_len))]
-        record_round(store, r, evals=evals, reference=reference, samples=samples, selected=selected, tau=tau)
+        record_round(store, r, evals=evals, reference=reference, samples=samples, selected=selected)
     return path
 
 

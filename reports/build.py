@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from harness.artifacts import write_atomic
-from probes import ProbeResults
+from probes import ProbeResults, incomplete
 from probes._api import Measurement
 from probes.gates import GateResult
-from reports import evidence
+from reports import diagnosis, evidence, header, panel
 from reports.model import GateRow, MeasurementRow, ProbeSummary, Report, Section, Verdict
 from reports.sources import Source, kind_of, open_source, probe_results, prompts, suite_sources
 
@@ -29,7 +29,9 @@ def trend(series) -> str:
 
 def _row(m: Measurement) -> MeasurementRow:
     return MeasurementRow(name=m.name, value=m.value, ci_low=m.ci_low, ci_high=m.ci_high, round=m.round, null=m.null,
-                          concern=m.concern, alarm=m.alarm, fires=m.fires, trend=trend(m.series), series=m.series,
+                          concern=m.concern, alarm=m.alarm, fires=m.fires, fires_uncorrected=m.fires_uncorrected,
+                          p_value=m.p_value if m.tested else None, p_adjusted=m.p_adjusted, trend=trend(m.series),
+                          series=m.series,
                           evidence=m.evidence)
 
 
@@ -76,10 +78,13 @@ def build_section(source: Source, results: ProbeResults) -> Section:
     alarms = evidence.alarms(results.measurements)
     ids = sorted({i for a in alarms for i in a.items})
     tracer = evidence.ItemTracer(view)
-    texts = prompts(source, set(ids))
+    panels = panel.round_panels(view)
+    texts = prompts(source, set(ids) | panel.example_ids(panels))
     return Section(
         name=source.label, runs=[d.name for d in source.run_dirs], rounds=list(view.rounds),
-        settings=settings(view.config), probes=probe_summaries(results), calibration=evidence.calibration(view),
+        settings=settings(view.config), diagnosis=diagnosis.diagnose(results.measurements, view.rounds),
+        headlines=header.headlines(results.measurements), panels=[panel.with_questions(p, texts) for p in panels],
+        probes=probe_summaries(results), calibration=evidence.calibration(view),
         transitions=evidence.transitions(view), reference_nll=evidence.reference_nll(view),
         answer_entropy=evidence.answer_entropy(view), alarms=alarms, items=[tracer.trace(i, texts.get(i)) for i in ids])
 
@@ -91,27 +96,40 @@ def gate_row(g: GateResult) -> GateRow:
                    value=m.value, ci_low=m.ci_low, ci_high=m.ci_high, message=g.message)
 
 
-def verdict(sections: list[Section], gates: list[GateRow]) -> Verdict:
+def verdict(sections: list[Section], gates: list[GateRow], results: list[ProbeResults] | None = None,
+            incomplete: list[str] | None = None) -> Verdict:
     rows = [m for s in sections for p in s.probes for m in p.measurements]
     failed = sum(not g.passed for g in gates)
-    return Verdict(status="no_gates" if not gates else ("failed" if failed else "passed"), gates=len(gates),
-                   gates_failed=failed, measurements=len(rows), firing=sum(m.fires for m in rows))
+    results = results or []
+    tested = sum(r.correction.tested for r in results)
+    firing = sum(r.correction.firing for r in results)
+    methods = sorted({(r.correction.method, r.correction.q) for r in results})
+    name = ", ".join(f"{ {'bh': 'BH', 'holm': 'Holm', 'none': 'uncorrected'}[m]}, q ≤ {q:g}" for m, q in methods)
+    status = "no_gates" if not gates else ("failed" if failed or incomplete else "passed")
+    return Verdict(status=status, gates=len(gates), gates_failed=failed, measurements=len(rows),
+                   firing=sum(m.fires for m in rows), tested=tested,
+                   firing_uncorrected=sum(r.correction.firing_uncorrected for r in results),
+                   correction=f"{firing} of {tested} fire ({name})" if results else "", incomplete=incomplete or [])
 
 
 def build_report(path: Path | str, write_probes: bool = True) -> Report:
-    """A report of a run directory, a condition directory or a suite output directory. Runs the probe
-    library when no current probes.json exists (and writes it, unless write_probes is False)."""
+    """A report of a run directory, a condition directory or a suite output directory. Reuses each
+    probes.json where it is current and recomputes (and writes, unless write_probes is False) what is stale."""
     path = Path(path)
     kind = kind_of(path)
     if kind == "suite":
         outcome, sources = suite_sources(path)
-        sections = [build_section(s, probe_results(s)) for s in sources]
-        gates = [gate_row(g) for g in outcome.gates] if outcome else []
         name = outcome.suite if outcome else path.name
-        return Report(kind="suite", name=name, verdict=verdict(sections, gates), gates=gates, sections=sections)
-    source = open_source(path)
-    sections = [build_section(source, probe_results(source, write=write_probes))]
-    return Report(kind=kind, name=source.label, verdict=verdict(sections, []), sections=sections)
+        gates = [gate_row(g) for g in outcome.gates] if outcome else []
+    else:
+        sources, gates = [open_source(path)], []
+        name = sources[0].label
+    results = [probe_results(s, write=write_probes) for s in sources]
+    sections = [build_section(s, r) for s, r in zip(sources, results)]
+    unfinished = [f"{s.label}: {why}" for s in sources if (why := incomplete(s.view))]
+    recomputed = [f"{s.label}: recomputed {pid} ({why})" for s in sources for pid, why in s.recomputed.items()]
+    return Report(kind=kind, name=name, recomputed=recomputed,  # type: ignore[arg-type]
+                  verdict=verdict(sections, gates, results, unfinished), gates=gates, sections=sections)
 
 
 def write_report(report: Report, out: Path | str) -> list[Path]:

@@ -13,9 +13,19 @@ def _fmt(x: float | None) -> str:
 
 
 def junit_xml(outcome) -> str:
+    """One testsuite per suite outcome (one, or a list of them), one testcase per gate."""
+    outcomes = outcome if isinstance(outcome, list) else [outcome]
+    gates = [g for o in outcomes for g in o.gates]
+    failures = sum(not g.passed for g in gates)
+    suites = ET.Element("testsuites", name="loopprobe", tests=str(len(gates)), failures=str(failures))
+    for o in outcomes:
+        _testsuite(suites, o)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+
+
+def _testsuite(parent: ET.Element, outcome) -> None:
     failures = sum(not g.passed for g in outcome.gates)
-    suites = ET.Element("testsuites", name="loopprobe", tests=str(len(outcome.gates)), failures=str(failures))
-    suite = ET.SubElement(suites, "testsuite", name=outcome.suite, tests=str(len(outcome.gates)),
+    suite = ET.SubElement(parent, "testsuite", name=outcome.suite, tests=str(len(outcome.gates)),
                           failures=str(failures), errors="0", skipped="0")
     for g in outcome.gates:
         case = ET.SubElement(suite, "testcase", classname=f"loopprobe.{outcome.suite}.{g.condition}",
@@ -24,7 +34,6 @@ def junit_xml(outcome) -> str:
             ET.SubElement(case, "failure", message=g.message, type="GateFailed").text = g.message
         else:
             ET.SubElement(case, "system-out").text = g.message
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True)
 
 
 def summary_markdown(outcome) -> str:
@@ -42,7 +51,7 @@ def summary_markdown(outcome) -> str:
         lines.append("")
     for condition, results in outcome.conditions.items():
         firing = [m for m in results.measurements if m.fires]
-        lines += [f"### {condition}: {len(firing)} of {len(results.measurements)} measurements fire", ""]
+        lines += [f"### {condition}: {results.correction.describe()}; {len(results.measurements)} measurements", ""]
         lines += [f"- `{m.probe}` {m.name} = {_fmt(m.value)} "
                   f"{'' if m.ci_low is None else f'[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]'} ({m.concern})"
                   for m in firing]

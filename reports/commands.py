@@ -32,14 +32,17 @@ def report_command(run_path: Path, out: Path | None, console: Console, fail: Cal
     paths = _errors(fail, lambda: write_report(report, out or run_path))
     v = report.verdict
     gates = f"{v.gates - v.gates_failed} of {v.gates} gates hold; " if v.gates else ""
-    console.print(f"{report.kind} {escape(report.name)}: {gates}{v.firing} of {v.measurements} measurements fire")
+    console.print(f"{report.kind} {escape(report.name)}: {gates}{escape(v.correction)}; {v.measurements} "
+                  "measurements in all", highlight=False)
+    for line in report.recomputed + [f"INCOMPLETE: {why}" for why in v.incomplete]:
+        console.print(escape(line), highlight=False, soft_wrap=True)
     console.print(f"wrote {', '.join(escape(str(p)) for p in paths)} ({time.perf_counter() - t0:.1f} s)")
 
 
 def compare_command(runs: list[Path], md: Path | None, html: Path | None, json_out: Path | None, console: Console,
                     fail: Callable[[str], None]) -> None:
     from reports.compare import compare
-    from reports.compare_render import comparison_html, comparison_markdown, comparison_tables
+    from reports.compare_render import comparison_html, comparison_markdown, comparison_tables, notes
     from reports.sources import expand
 
     sources = _errors(fail, lambda: expand(runs))
@@ -50,11 +53,12 @@ def compare_command(runs: list[Path], md: Path | None, html: Path | None, json_o
     for table in comparison_tables(comparison):
         console.print(table)
     for pair in comparison.pairs:
+        for line in notes(pair):
+            console.print(escape(line), highlight=False, soft_wrap=True)
         for h in pair.headlines:
             console.print(f"- {escape(h.verdict)}", highlight=False, soft_wrap=True)
-        n_sig = sum(d.significant for d in pair.differences)
-        console.print(f"{n_sig} of {len(pair.differences)} measurement differences of {escape(pair.b)} vs "
-                      f"{escape(pair.a)} have a 95% CI that excludes 0 (--md, --html or --json list them)")
+        console.print(f"{escape(pair.b)} vs {escape(pair.a)}: {escape(pair.correction)} (--md, --html or --json "
+                      "list them)", soft_wrap=True)
     for path, render in ((md, comparison_markdown), (html, comparison_html),
                          (json_out, lambda c: c.model_dump_json(indent=1))):
         if path is not None:

@@ -1,33 +1,33 @@
 """Compare runs: align them by probe measurement and round, and estimate each difference (B - A) with a 95% CI.
 
-Headline metrics (test and ood accuracy, confident-wrong rate, answer entropy, reference NLL) are recomputed
-per item from the runs' artifacts, so that when two runs hold the same items at a round (same question ids:
-e.g. two conditions of one suite, which share their splits) the difference is paired (paired bootstrap, and
-exact McNemar for yes/no items); otherwise the two samples are resampled independently. Every other
-measurement is compared from its per-round series: the difference of the two values with a CI from the two
-bootstrap CIs (normal approximation, runs independent), since probes.json keeps no per-item values.
+Every measurement is compared by the strongest method its records allow (probes.differences): exactly 0
+when both runs computed it from identical artifacts, paired on the per-item records when the two runs hold
+the same items (two conditions of one suite do), unpaired when they do not, from the two CIs when a
+measurement keeps no per-item values; each difference says which. Before anything is compared the two
+runs' definitions are checked: a probe run with other parameters in B is recomputed on B under A's, a
+measurement produced under other loop settings (k, temperature, ...) is refused with its reason, and runs of
+different domains are not compared at all. Significance is decided after Benjamini-Hochberg across the
+pair's differences.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from probes import stats
+from probes import ProbeResults, get_probe, measure_probe, registry, stats
 from probes._api import Measurement, SeriesPoint
-from probes.common import finite, vote
-from reports.evidence import View, loop_tau
-from reports.sources import Source, probe_results
+from probes._runner import ProbeInfo
+from probes.differences import comparable, difference
+from reports.model import Panel
+from reports.panel import transition_panel
+from reports.sources import Source, probe_results, prompts
 
-COMPARISON_SCHEMA_VERSION = 1
+COMPARISON_SCHEMA_VERSION = 2
+Q = 0.05
 Direction = Literal["higher_is_better", "lower_is_better", "none"]
-Method = Literal["paired_bootstrap", "unpaired_bootstrap", "normal_from_cis", "none"]
-Z = 1.959963984540054
+Method = Literal["identical_inputs", "paired", "unpaired", "from_cis", "none"]
 
 
 class _Model(BaseModel):
@@ -44,10 +44,11 @@ class Difference(_Model):
     ci_low: float | None
     ci_high: float | None
     method: Method
-    n_items: int | None = None  # paired: items in common; unpaired bootstrap: items of a + items of b
-    p_value: float | None = None  # exact McNemar (paired yes/no items only)
+    n_items: int | None = None  # paired: items in common; unpaired: items of a + items of b
+    p_value: float | None = None  # exact McNemar for paired yes/no items, else from the CI
+    p_adjusted: float | None = None  # Benjamini-Hochberg across the pair's differences
     direction: Direction
-    significant: bool  # the CI excludes 0
+    significant: bool  # p_adjusted <= q (for a difference without a p: the CI excludes 0)
     worse: str | None  # label of the worse run, when significant and the direction is known
     series_a: list[SeriesPoint] = []  # per-round values of each run (headlines only, for plots)
     series_b: list[SeriesPoint] = []
@@ -61,12 +62,22 @@ class Headline(_Model):
     verdict: str
 
 
+class Refusal(_Model):
+    probe: str
+    reason: str
+
+
 class PairComparison(_Model):
     a: str
     b: str
     rounds: list[int]
+    note: str | None = None  # one line when the runs are not (fully) comparable
+    recomputed: list[str] = []  # probes recomputed on B under A's definition, with why
+    refused: list[Refusal] = []  # probes not compared, with why
+    correction: str = ""  # "k of n differ (BH, q <= 0.05)"
     headlines: list[Headline]
     differences: list[Difference]
+    panel: Panel | None = None  # B against A at the last common round, item by item (reports.panel)
 
 
 class RunRef(_Model):
@@ -85,128 +96,148 @@ class Comparison(_Model):
     pairs: list[PairComparison]
 
 
-@dataclass(frozen=True)
-class ItemMetric:
-    """A headline metric as per-item values of one round: (item ids, values)."""
-
-    key: str
-    label: str
-    probe: str
-    measurement: str
-    direction: Direction
-    binary: bool
-    values: Callable[[View, int], tuple[tuple[str, ...], np.ndarray]]
-
-
-def _greedy(split: str):
-    def values(view: View, r: int):
-        t = view.samples(r, split, "greedy")
-        return t.question_ids, (t.correct[:, 0] if t.k else np.zeros(0, bool)).astype(float)
-    return values
-
-
-def _confident_wrong(view: View, r: int):
-    t = view.samples(r)
-    right, share = vote(t) if t.n_items else (np.zeros(0, bool), np.zeros(0))
-    return t.question_ids, (~right & (share >= loop_tau(view))).astype(float)
-
-
-def _entropy(view: View, r: int):
-    t = view.samples(r)
-    return t.question_ids, stats.row_entropy(t.answers) if t.n_items else np.zeros(0)
-
-
-def _reference(view: View, r: int):
-    ids, nll, n = view.reference_nll(r)
-    return ids, nll / np.maximum(n, 1)
-
-
+# (key, label, probe, measurement, direction): the five numbers a comparison opens with
 HEADLINES = (
-    ItemMetric("test_accuracy", "test accuracy", "drift.accuracy", "test.greedy", "higher_is_better",
-               True, _greedy("test")),
-    ItemMetric("confident_wrong_rate", "confident-wrong rate", "cw.rate", "rate", "lower_is_better", True,
-               _confident_wrong),
-    ItemMetric("ood_accuracy", "ood accuracy", "drift.accuracy", "ood.greedy", "higher_is_better", True,
-               _greedy("ood")),
-    ItemMetric("reference_nll", "reference NLL/token", "drift.reference_nll", "nll_per_token", "lower_is_better",
-               False, _reference),
-    ItemMetric("answer_entropy", "answer entropy", "attractor.answer_entropy", "entropy", "none", False,
-               _entropy),
+    ("test_accuracy", "test accuracy", "drift.accuracy", "test.greedy", "higher_is_better"),
+    ("confident_wrong_rate", "confident-wrong rate", "cw.rate", "rate", "lower_is_better"),
+    ("ood_accuracy", "ood accuracy", "drift.accuracy", "ood.greedy", "higher_is_better"),
+    ("reference_nll", "reference NLL/token", "drift.reference_nll", "nll_per_token", "lower_is_better"),
+    ("answer_entropy", "answer entropy", "attractor.answer_entropy", "entropy", "none"),
 )
+_METHOD_WORDS = {"identical_inputs": "from identical inputs", "paired": "paired", "unpaired": "unpaired",
+                 "from_cis": "from CIs"}
+_HEADLINE_DIRECTION = {(p, m): d for _, _, p, m, d in HEADLINES}
+
+
+def _direction(probe: str, m: Measurement, concerns: dict[str, str]) -> Direction:
+    """Which way is better: a headline's known direction, else the measurement's concern, else (a level,
+    which has no null) the concern of its change against round 0."""
+    concern = m.concern if m.concern != "none" else concerns.get(f"{m.name}.delta_vs_round0", "none")
+    return _HEADLINE_DIRECTION.get((probe, m.name)) or {"increase": "lower_is_better",  # type: ignore[return-value]
+                                                        "decrease": "higher_is_better"}.get(concern, "none")
 
 
 def _worse(diff: float | None, significant: bool, direction: Direction, a: str, b: str) -> str | None:
     if not significant or direction == "none" or diff is None or diff == 0:
         return None
-    b_higher = diff > 0
-    return b if b_higher == (direction == "lower_is_better") else a
+    return b if (diff > 0) == (direction == "lower_is_better") else a
 
 
-def unpaired_bootstrap(a: np.ndarray, b: np.ndarray, seed: int = 0) -> stats.Estimate:
-    """mean(b) - mean(a), the two samples resampled independently (percentile CI)."""
-    if not a.size or not b.size:
-        return stats.NAN
-    boots = (b[stats.resample_indices(b.size, seed=seed + 1)].mean(axis=1)
-             - a[stats.resample_indices(a.size, seed=seed)].mean(axis=1))
-    lo, hi = np.quantile(boots, [stats.ALPHA / 2, 1 - stats.ALPHA / 2])
-    return stats.Estimate(float(b.mean() - a.mean()), float(lo), float(hi))
+def _domain(source: Source) -> str:
+    return (source.view.config.get("domain") or {}).get("name", "arithmetic")
 
 
-def item_difference(metric: ItemMetric, va: View, vb: View, r: int, a: str, b: str, seed: int = 0) -> Difference:
-    ids_a, xa = metric.values(va, r)
-    ids_b, xb = metric.values(vb, r)
-    p_value = None
-    if ids_a and set(ids_a) == set(ids_b):  # the same items: pair them
-        order = {q: i for i, q in enumerate(ids_b)}
-        xb = xb[[order[q] for q in ids_a]]
-        est, method, n = stats.paired_difference(xa, xb, seed=seed), "paired_bootstrap", len(ids_a)
-        if metric.binary:
-            p_value = stats.mcnemar_exact(xa.astype(bool), xb.astype(bool))[2]
-    else:
-        est, method, n = unpaired_bootstrap(xa, xb, seed), "unpaired_bootstrap", len(ids_a) + len(ids_b)
-    return _difference(metric.probe, metric.measurement, r, finite(xa.mean()) if xa.size else None,
-                       finite(xb.mean()) if xb.size else None, est, method, metric.direction, a, b, n, p_value)
+def _aligned(sa: Source, sb: Source) -> tuple[dict[str, tuple[list[Measurement], ProbeInfo]],
+                                            dict[str, tuple[list[Measurement], ProbeInfo]], list[str], list[Refusal]]:
+    """Per probe, both runs' measurements under one definition (A's): probes missing on one side or run
+    with other parameters are recomputed there; what cannot be made comparable is refused."""
+    def by_probe(results: ProbeResults):
+        return {p.id: ([m for m in results.measurements if m.probe == p.id], p) for p in results.probes}
+
+    pa, pb = by_probe(probe_results(sa)), by_probe(probe_results(sb))
+    wanted = list(dict.fromkeys([*pa, *pb, *(p for _, _, p, _, _ in HEADLINES)]))
+    recomputed, refused = [], []
+    for pid in wanted:
+        if pid not in registry():
+            if pid not in pa or pid not in pb or comparable(pa[pid][1], pb[pid][1]):
+                refused.append(Refusal(probe=pid, reason="not installed here, and recorded differently or in one "
+                                                         "run only, so it cannot be recomputed"))
+                pa.pop(pid, None), pb.pop(pid, None)
+            continue
+        known = pa.get(pid) or pb.get(pid)
+        params = known[1].params if known else get_probe(pid)().params.model_dump(mode="json")
+        for label, side, view in (("A", pa, sa.view), ("B", pb, sb.view)):
+            info = side.get(pid, (None, None))[1]
+            if info is None or info.params != params:
+                why = "not recorded" if info is None else "other parameters (" + ", ".join(
+                    f"{k}: {info.params.get(k)} → {v}" for k, v in params.items() if info.params.get(k) != v) + ")"
+                try:
+                    side[pid] = measure_probe(pid, params, view)
+                except Exception as e:  # a probe that cannot run on this view is refused, not fatal
+                    refused.append(Refusal(probe=pid, reason=f"cannot be computed on {label}: {e}"))
+                    pa.pop(pid, None), pb.pop(pid, None)
+                    break
+                recomputed.append(f"{pid} on {label}: {why}")
+        if pid in pa and pid in pb:
+            why_not = comparable(pa[pid][1], pb[pid][1])
+            if why_not:
+                refused.append(Refusal(probe=pid, reason=why_not))
+                pa.pop(pid), pb.pop(pid)
+    return pa, pb, recomputed, refused
 
 
-def _difference(probe: str, name: str, r: int | None, va: float | None, vb: float | None, est: stats.Estimate,
-                method: Method, direction: Direction, a: str, b: str, n: int | None = None,
-                p_value: float | None = None) -> Difference:
-    diff, lo, hi = finite(est.value), finite(est.ci_low), finite(est.ci_high)
-    significant = lo is not None and hi is not None and (lo > 0 or hi < 0)
-    return Difference(probe=probe, measurement=name, round=r, a=va, b=vb, diff=diff, ci_low=lo, ci_high=hi,
-                      method=method if diff is not None else "none", n_items=n, p_value=p_value, direction=direction,
-                      significant=significant, worse=_worse(diff, significant, direction, a, b))
+def compare_pair(sa: Source, sb: Source, seed: int = 0, q: float = Q) -> PairComparison:
+    a, b = sa.label, sb.label
+    rounds = sorted(set(sa.view.rounds) & set(sb.view.rounds))
+    if _domain(sa) != _domain(sb):
+        note = (f"{a} is {_domain(sa)} and {b} is {_domain(sb)}: they answer different questions, so no "
+                "measurement is compared")
+        return PairComparison(a=a, b=b, rounds=rounds, note=note, correction="nothing compared", headlines=[],
+                              differences=[])
+    pa, pb, recomputed, refused = _aligned(sa, sb)
+    rows: list[Difference] = []
+    for pid in pa:
+        mb = {m.name: m for m in pb[pid][0]}
+        concerns = {m.name: m.concern for m in pa[pid][0]}
+        for ma in pa[pid][0]:
+            if ma.name not in mb:
+                continue
+            points = sorted({p.round for p in ma.series} & {p.round for p in mb[ma.name].series} & set(rounds)) \
+                or ([ma.round] if ma.round == mb[ma.name].round else [])
+            for r in points:
+                d = difference(ma, mb[ma.name], r, pa[pid][1], pb[pid][1], seed=seed)
+                rows.append(Difference(probe=pid, measurement=ma.name, round=r, a=d.a, b=d.b, diff=d.value,
+                                       ci_low=d.ci_low, ci_high=d.ci_high, method=d.method, n_items=d.n_items,  # type: ignore[arg-type]
+                                       p_value=d.p_value, direction=_direction(pid, ma, concerns), significant=False,
+                                       worse=None))
+    tested = [i for i, d in enumerate(rows) if d.p_value is not None and d.diff is not None]
+    adjusted = stats.adjust_p([rows[i].p_value for i in tested], "bh")
+    for i, p in zip(tested, adjusted):
+        d = rows[i]
+        significant = bool(p <= q and d.diff != 0)
+        rows[i] = d.model_copy(update={"p_adjusted": float(p), "significant": significant,
+                                       "worse": _worse(d.diff, significant, d.direction, a, b)})
+    headlines = _headlines(rows, pa, pb, rounds, a, b)
+    methods = {m: sum(d.method == m for d in rows) for m in ("identical_inputs", "paired", "unpaired", "from_cis")}
+    n_sig = sum(d.significant for d in rows)
+    correction = (f"{n_sig} of {len(tested)} differ (BH, q ≤ {q:g}); compared "
+                  + ", ".join(f"{n} {_METHOD_WORDS[m]}" for m, n in methods.items() if n))
+    note = None
+    if methods["unpaired"]:
+        note = (f"{a} and {b} hold different items in {methods['unpaired']} of "
+                f"{methods['unpaired'] + methods['paired']} item comparisons (other seeds or splits, or items a "
+                "probe selects per run): those are unpaired")
+    panel = transition_panel(sa.view, rounds[-1], sb.view, rounds[-1], a, b,
+                             prompts=lambda ids: prompts(sa, ids)) if rounds else None
+    return PairComparison(a=a, b=b, rounds=rounds, note=note, recomputed=recomputed, refused=refused,
+                          correction=correction, headlines=headlines, differences=rows, panel=panel)
 
 
-def _from_cis(pa: SeriesPoint, pb: SeriesPoint) -> stats.Estimate:
-    """b - a with a CI from the two (independent) 95% CIs: each half-width / z is taken as a standard error."""
-    if pa.value is None or pb.value is None:
-        return stats.NAN
-    diff = pb.value - pa.value
-    if None in (pa.ci_low, pa.ci_high, pb.ci_low, pb.ci_high):
-        return stats.Estimate(diff, float("nan"), float("nan"))
-    se = math.hypot((pa.ci_high - pa.ci_low) / (2 * Z), (pb.ci_high - pb.ci_low) / (2 * Z))
-    return stats.Estimate(diff, diff - Z * se, diff + Z * se)
+def _headlines(rows: list[Difference], pa, pb, rounds: list[int], a: str, b: str) -> list[Headline]:
+    out = []
+    for key, label, pid, name, _ in HEADLINES:
+        found = [d for d in rows if d.probe == pid and d.measurement == name and d.round in rounds]
+        if not found or all(d.diff is None for d in found):
+            continue
+        last = max(found, key=lambda d: d.round if d.round is not None else -1)
+        ma = next(m for m in pa[pid][0] if m.name == name)
+        mb = next(m for m in pb[pid][0] if m.name == name)
+        last = last.model_copy(update={"series_a": [p for p in ma.series if p.round in rounds],
+                                       "series_b": [p for p in mb.series if p.round in rounds]})
+        better, verdict = _verdict(label, last, a, b)
+        out.append(Headline(metric=key, label=label, difference=last, better=better, verdict=verdict))
+    return out
 
 
-def _points(m: Measurement) -> dict[int | None, SeriesPoint]:
-    if m.series:
-        return {p.round: p for p in m.series}
-    return {m.round: SeriesPoint(round=m.round if m.round is not None else -1, value=m.value, ci_low=m.ci_low,
-                                 ci_high=m.ci_high)}
-
-
-def _direction(concern: str) -> Direction:
-    return {"increase": "lower_is_better", "decrease": "higher_is_better"}.get(concern, "none")
-
-
-def _verdict(metric: ItemMetric, d: Difference, a: str, b: str) -> tuple[str | None, str]:
+def _verdict(label: str, d: Difference, a: str, b: str) -> tuple[str | None, str]:
     if d.diff is None:
-        return None, f"{metric.label}: undefined in one of the runs"
-    how = "paired" if d.method == "paired_bootstrap" else "unpaired"
+        return None, f"{label}: undefined in one of the runs"
+    how = {"paired": "paired", "unpaired": "unpaired", "identical_inputs": "identical inputs",
+           "from_cis": "from CIs"}.get(d.method, d.method)
     ci = "[no CI]" if d.ci_low is None or d.ci_high is None else f"[{d.ci_low:+.4g}, {d.ci_high:+.4g}]"
-    nums = (f"{metric.label} at round {d.round}: {a} {d.a:.4g}, {b} {d.b:.4g}; {b} − {a} = {d.diff:+.4g} "
-            f"{ci} ({how}, {d.n_items} items)")
+    items = f", {d.n_items} items" if d.n_items else ""
+    nums = (f"{label} at round {d.round}: {a} {d.a:.4g}, {b} {d.b:.4g}; {b} − {a} = {d.diff:+.4g} "
+            f"{ci} ({how}{items})")
     if not d.significant:
         return None, f"{nums}: no significant difference"
     if d.worse is None:
@@ -215,43 +246,10 @@ def _verdict(metric: ItemMetric, d: Difference, a: str, b: str) -> tuple[str | N
     return better, f"{nums}: {better} is better"
 
 
-def _series(metric: ItemMetric, view: View, rounds: list[int], seed: int) -> list[SeriesPoint]:
-    out = []
-    for r in rounds:
-        est = stats.mean_ci(metric.values(view, r)[1], seed=seed)
-        out.append(SeriesPoint(round=r, value=finite(est.value), ci_low=finite(est.ci_low), ci_high=finite(est.ci_high)))
-    return out
-
-
-def compare_pair(sa: Source, sb: Source, seed: int = 0) -> PairComparison:
-    a, b = sa.label, sb.label
-    rounds = sorted(set(sa.view.rounds) & set(sb.view.rounds))
-    headlines, rows, covered = [], [], set()
-    for metric in HEADLINES if rounds else ():
-        diffs = [item_difference(metric, sa.view, sb.view, r, a, b, seed) for r in rounds]
-        if all(d.diff is None for d in diffs):
-            continue
-        covered.add((metric.probe, metric.measurement))
-        rows += diffs
-        last = diffs[-1].model_copy(update={"series_a": _series(metric, sa.view, rounds, seed),
-                                            "series_b": _series(metric, sb.view, rounds, seed)})
-        better, verdict = _verdict(metric, last, a, b)
-        headlines.append(Headline(metric=metric.key, label=metric.label, difference=last, better=better,
-                                  verdict=verdict))
-    ma = {(m.probe, m.name): m for m in probe_results(sa).measurements}
-    mb = {(m.probe, m.name): m for m in probe_results(sb).measurements}
-    for key in (k for k in ma if k in mb and k not in covered):
-        pa, pb = _points(ma[key]), _points(mb[key])
-        for r in sorted((r for r in pa if r in pb), key=lambda r: -1 if r is None else r):
-            est = _from_cis(pa[r], pb[r])
-            rows.append(_difference(key[0], key[1], r, pa[r].value, pb[r].value, est, "normal_from_cis",
-                                    _direction(ma[key].concern), a, b))
-    return PairComparison(a=a, b=b, rounds=rounds, headlines=headlines, differences=rows)
-
-
 def compare(sources: list[Source], seed: int = 0) -> Comparison:
     """Every other source against the first (the baseline)."""
-    refs = [RunRef(label=s.label, kind=s.kind, path=str(s.root), runs=[d.name for d in s.run_dirs],
+    refs = [RunRef(label=s.label, kind=s.kind, path=str(s.root), runs=[d.name for d in s.run_dirs],  # type: ignore[arg-type]
                    rounds=list(s.view.rounds)) for s in sources]
     return Comparison(baseline=sources[0].label, runs=refs,
                       pairs=[compare_pair(sources[0], s, seed) for s in sources[1:]])
+

@@ -12,8 +12,20 @@ from reports import plots
 from reports.compare import Comparison, Difference, PairComparison
 from reports.html import figure, page
 from reports.markdown import fmt
+from reports.panel import panel_html, panel_markdown
 
-METHODS = {"paired_bootstrap": "paired", "unpaired_bootstrap": "unpaired", "normal_from_cis": "from CIs", "none": "-"}
+METHODS = {"paired": "paired", "unpaired": "unpaired", "identical_inputs": "identical inputs", "from_cis": "from CIs",
+           "none": "-"}
+
+
+def notes(pair: PairComparison) -> list[str]:
+    """The lines that qualify a pair's comparison: not comparable, recomputed, refused, the correction."""
+    out = [f"Note: {pair.note}"] if pair.note else []
+    out += [f"Recomputed {r} (compared under one definition)" for r in pair.recomputed]
+    out += [f"Not compared: {r.probe}: {r.reason}" for r in pair.refused]
+    if pair.correction:
+        out.append(f"Significance: {pair.correction}")
+    return out
 
 
 def signed_ci(d: Difference, digits: int = 4) -> str:
@@ -41,7 +53,10 @@ def comparison_markdown(c: Comparison) -> str:
              "runs share them.", ""]
     for pair in c.pairs:
         lines += [f"### `{pair.b}` (B) vs `{pair.a}` (A), rounds {pair.rounds}", ""]
+        lines += [f"- {line}" for line in notes(pair)] + ([""] if notes(pair) else [])
         lines += [f"- **{h.label}**{h.verdict.removeprefix(h.label)}" for h in pair.headlines]
+        if pair.panel is not None:
+            lines += ["", panel_markdown(pair.panel)]
         lines += ["", "| measurement | round | A | B | B − A | 95% CI | method | outcome |",
                   "|---|---|---|---|---|---|---|---|"]
         significant = [d for d in pair.differences if d.significant]
@@ -49,8 +64,8 @@ def comparison_markdown(c: Comparison) -> str:
             lines.append(f"| `{d.probe}` {d.measurement} | {fmt(d.round)} | {fmt(d.a)} | {fmt(d.b)} | "
                          f"{'-' if d.diff is None else f'{d.diff:+.4g}'} | {signed_ci(d)} | {METHODS[d.method]} | "
                          f"{outcome(d)} |")
-        lines += ["", f"{len(significant)} of {len(pair.differences)} differences have a CI that excludes 0 "
-                  "(the table lists those; `--json` has all).", ""]
+        lines += ["", f"{len(significant)} of {len(pair.differences)} differences are significant after "
+                  "Benjamini-Hochberg (the table lists those; `--json` has all).", ""]
     return "\n".join(lines)
 
 
@@ -79,9 +94,12 @@ def comparison_html(c: Comparison) -> str:
              + ", ".join(f"<code>{escape(r.label)}</code> ({r.kind}: {escape(', '.join(r.runs))}; rounds {r.rounds})"
                          for r in c.runs) + "</p>"]
     for i, pair in enumerate(c.pairs):
-        parts.append(f"<h2>{escape(pair.b)} (B) vs {escape(pair.a)} (A)</h2><ul>"
+        parts.append(f"<h2>{escape(pair.b)} (B) vs {escape(pair.a)} (A)</h2>"
+                     + "".join(f'<p class="note">{escape(line)}</p>' for line in notes(pair)) + "<ul>"
                      + "".join(f"<li><b>{escape(h.label)}</b>{escape(h.verdict.removeprefix(h.label))}</li>"
                              for h in pair.headlines) + "</ul>")
+        if pair.panel is not None:
+            parts.append(f'<div data-section="round-panel">{panel_html(pair.panel)}</div>')
         panels = [(h.label, {pair.a: h.difference.series_a, pair.b: h.difference.series_b}) for h in pair.headlines]
         if pair.headlines:
             parts.append(figure(f"p{i}-headlines", plots.overlaid(panels, pair.rounds),
@@ -91,7 +109,7 @@ def comparison_html(c: Comparison) -> str:
             parts.append(figure(f"p{i}-differences", plots.differences(head_rows),
                                 "Headline differences B − A at the last common round (red: the CI excludes 0)."))
         n_sig = sum(d.significant for d in pair.differences)
-        parts.append(f"<h3>Differences whose CI excludes 0 ({n_sig} of {len(pair.differences)})</h3>"
+        parts.append(f"<h3>Significant differences after Benjamini-Hochberg ({n_sig} of {len(pair.differences)})</h3>"
                      f"{_diff_rows(pair, only_significant=True)}"
                      f"<details><summary>every difference</summary>{_diff_rows(pair)}</details>")
     return page("loopprobe compare " + " vs ".join(r.label for r in c.runs), "".join(parts))
@@ -102,7 +120,7 @@ def comparison_tables(c: Comparison) -> list[Table]:
     for pair in c.pairs:
         last = f", round {pair.rounds[-1]}" if pair.rounds else ""
         t = Table(box=box.SIMPLE, title=f"B = {rich_escape(pair.b)} vs A = {rich_escape(pair.a)}{last}", pad_edge=False,
-                  caption="n.s.: the 95% CI includes 0 (no significant difference)")
+                  caption="n.s.: not significant after Benjamini-Hochberg across the pair's differences")
         for header in ("metric", "A", "B", "B − A [95% CI]", "outcome"):
             t.add_column(header, no_wrap=header != "outcome", justify="left" if header in ("metric", "outcome") else "right")
         for h in pair.headlines:
@@ -123,7 +141,7 @@ def _last_round_table(pair: PairComparison) -> Table:
     rows = [d for d in pair.differences if d.significant and d.round in (last, None)
             and (d.probe, d.measurement) not in headline_keys]
     t = Table(box=box.SIMPLE, pad_edge=False,
-              title=f"other measurements that differ at round {last} ({len(rows)}; CI excludes 0)")
+              title=f"other measurements that differ at round {last} ({len(rows)}; significant after BH)")
     t.add_column("measurement", overflow="fold")
     t.add_column("B − A [95% CI]", justify="right", no_wrap=True)
     t.add_column("outcome", no_wrap=True)

@@ -10,7 +10,7 @@ import base64
 from collections.abc import Callable
 from html import escape
 
-from reports import plots
+from reports import header, panel, plots
 from reports.markdown import STATUS, ci, fmt, trajectory
 from reports.model import ItemTrace, ProbeSummary, Report, Section
 
@@ -33,7 +33,7 @@ figure{margin:8px 0 14px}figcaption{font-size:12px;color:#555;max-width:900px}
 img[data-plot]{max-width:100%;height:auto;display:block}
 pre.rat{margin:2px 0 0;font-size:11px;background:#f7f7f9;padding:2px 4px;white-space:pre-wrap;max-width:260px}
 details{margin:4px 0 8px}summary{cursor:pointer}.muted{color:#666}nav a{margin-right:10px}
-"""
+""" + header.CSS + panel.CSS
 
 
 def plot_id(section_index: int, name: str) -> str:
@@ -144,7 +144,7 @@ def _section(i: int, section: Section) -> str:
     settings = ", ".join(f"{escape(k)}={escape(str(v))}" for k, v in section.settings.items())
     parts = [f'<section id="section-{i}"><h2>{escape(section.name)}</h2>'
              f"<p>Rounds {section.rounds[0]}..{section.rounds[-1]} · runs {escape(', '.join(section.runs))}"
-             f"{' · ' + settings if settings else ''}</p>"]
+             f"{' · ' + settings if settings else ''}</p>", header.section_top_html(section)]
     family_seen = None
     for family, p, pid, has, render, caption in _plots(i, section):
         if family != family_seen:
@@ -175,7 +175,9 @@ def render_html(report: Report) -> str:
     gates = f"{v.gates - v.gates_failed} of {v.gates} gates hold · " if v.gates else ""
     body = (f'<h1>loopprobe {report.kind} <code>{escape(report.name)}</code> '
             f'<span class="badge {v.status}">{STATUS[v.status]}</span></h1>'
-            f"<p>{gates}{v.firing} of {v.measurements} measurements fire · report schema v{report.schema_version}</p>"
+            f"<p>{gates}{escape(v.correction)} · {v.measurements} measurements"
+            f"{''.join(' · <b class=fires>INCOMPLETE</b> ' + escape(w) for w in v.incomplete)}"
+            f" · report schema v{report.schema_version}</p>"
             f"<nav>{nav}</nav>{_gates(report)}{sections}")
     return page(f"loopprobe {report.kind} {report.name}", body)
 

@@ -27,12 +27,14 @@ def _cell(text: str) -> str:
 
 
 def _section(section: Section, heading: str) -> list[str]:
+    from reports.header import section_top_markdown  # header renders with fmt and ci from here
+
     firing = sum(len(p.firing) for p in section.probes)
     total = sum(len(p.measurements) for p in section.probes)
     settings = ", ".join(f"{k}={v}" for k, v in section.settings.items())
     lines = [f"{heading} {section.name}: {firing} of {total} measurements fire", "",
              f"Rounds {section.rounds[0]}..{section.rounds[-1]}; runs {', '.join(section.runs)}"
-             + (f"; {settings}" if settings else "") + ".", "",
+             + (f"; {settings}" if settings else "") + ".", "", *section_top_markdown(section),
              "| probe | headline | value | 95% CI | per round (trend) | firing |", "|---|---|---|---|---|---|"]
     for p in section.probes:
         h = p.get(p.headline)
@@ -45,11 +47,13 @@ def _section(section: Section, heading: str) -> list[str]:
         lines += [f"- `{a.probe}` {a.measurement} = {fmt(a.value)}: {a.reason}; {len(a.items)} items" for a in section.alarms]
         lines += ["", "</details>", ""]
     lines += ["<details><summary>every measurement</summary>", "",
-              "| probe | measurement | value | 95% CI | per round (trend) | concern | fires |", "|---|---|---|---|---|---|---|"]
+              "| probe | measurement | value | 95% CI | per round (trend) | concern | p (adjusted) | fires |",
+              "|---|---|---|---|---|---|---|---|"]
     for p in section.probes:
         for m in p.measurements:
+            pv = "" if m.p_value is None else f"{m.p_value:.2g} ({fmt(m.p_adjusted)})"
             lines.append(f"| `{p.id}` | {_cell(m.name)} | {fmt(m.value)} | {ci(m.ci_low, m.ci_high)} | {trajectory(m)} "
-                         f"| {m.concern} | {'yes' if m.fires else ''} |")
+                         f"| {m.concern} | {pv} | {'yes' if m.fires else ''} |")
     return lines + ["", "</details>", ""]
 
 
@@ -57,7 +61,8 @@ def render_markdown(report: Report) -> str:
     v = report.verdict
     lines = [f"## loopprobe {report.kind} `{report.name}`: {STATUS[v.status]}", ""]
     summary = f"{v.gates - v.gates_failed} of {v.gates} gates hold; " if v.gates else "No gates (a run has none); "
-    lines += [summary + f"{v.firing} of {v.measurements} measurements fire.", ""]
+    lines += [summary + f"{v.correction}; {v.measurements} measurements in all.", ""]
+    lines += [f"**INCOMPLETE**: {why}" for why in v.incomplete] + ([""] if v.incomplete else [])
     if report.gates:
         lines += ["| | condition | gate | value | 95% CI |", "|---|---|---|---|---|"]
         lines += [f"| {'✅' if g.passed else '❌'} | {g.condition} | `{g.gate}` | {fmt(g.value)} | {ci(g.ci_low, g.ci_high)} |"

@@ -31,7 +31,10 @@ class MeasurementRow(_Model):
     null: float = 0.0
     concern: Concern = "none"
     alarm: bool | None = None
-    fires: bool = False
+    fires: bool = False  # after the false-alarm correction across the section's tested measurements
+    fires_uncorrected: bool = False
+    p_value: float | None = None
+    p_adjusted: float | None = None
     trend: Literal["up", "down", "flat", "none"] = "none"
     series: list[SeriesPoint] = []
     evidence: list[str] = []
@@ -121,6 +124,97 @@ class Alarm(_Model):
     items: list[str] = []  # ids into Section.items, in the probe's evidence order
 
 
+Direction = Literal["up", "down", "flat"]
+
+
+class Change(_Model):
+    """A paired change (last round minus round 0) as the diagnosis and the headlines read it."""
+
+    probe: str
+    measurement: str
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    direction: Direction | None = None  # up: CI above 0; down: CI below 0; flat: CI contains 0; None: no CI
+
+
+class Diagnosis(_Model):
+    """What happened to a section, by the first rule of reports.diagnosis.RULES that applies."""
+
+    rule: str
+    severity: Literal["concern", "good", "neutral", "unknown"]
+    explanation: str  # one sentence quoting the changes (with 95% CIs) the rule used
+    from_round: int | None = None
+    to_round: int | None = None
+    evidence: list[Change] = []  # the measurements the explanation quotes
+    also: list[str] = []  # later rules whose conditions hold as well
+    not_checked: list[str] = []  # rules that could not be checked: a measurement they need is missing
+
+
+class HeadlineTrajectory(_Model):
+    """One of the five headline metrics, per round with 95% CIs, and its change since round 0."""
+
+    metric: Literal["test_accuracy", "ood_accuracy", "confident_wrong_rate", "reference_nll", "answer_entropy"]
+    label: str
+    probe: str
+    measurement: str
+    unit: str = ""
+    series: list[SeriesPoint] = []
+    change: Change | None = None
+
+
+class PanelExample(_Model):
+    """One item of a transition list, as each of the two sides answered it."""
+
+    id: str
+    question: str | None = None
+    truth: int | None = None
+    answer_a: int | None = None
+    answer_b: int | None = None
+    share_a: float | None = None  # vote share of the majority (pool items only)
+    share_b: float | None = None
+    rationale_a: str | None = None
+    rationale_b: str | None = None
+
+
+class PanelTest(_Model):
+    """Greedy decodings of the test split, paired by question id: who went right->wrong and wrong->right."""
+
+    n_items: int
+    accuracy_a: float | None
+    accuracy_b: float | None
+    right_to_wrong: int
+    wrong_to_right: int
+    mcnemar_p: float
+    right_to_wrong_examples: list[PanelExample] = []
+    wrong_to_right_examples: list[PanelExample] = []
+
+
+class PanelPool(_Model):
+    """Pool questions, paired by id: who became confident-wrong and who stopped being so."""
+
+    n_items: int
+    confident_share: float  # harness.summary.CONFIDENT_SHARE
+    confident_wrong_a: int
+    confident_wrong_b: int
+    became: int
+    stopped: int
+    mcnemar_p: float
+    became_examples: list[PanelExample] = []
+    stopped_examples: list[PanelExample] = []
+
+
+class Panel(_Model):
+    """A against B on the items both hold: round r-1 against round r of one run, or two conditions at a round."""
+
+    label_a: str
+    label_b: str
+    round_a: int
+    round_b: int
+    test: PanelTest | None = None  # None: a side has no greedy test decodings, or they share no item
+    pool: PanelPool | None = None
+
+
 class Section(_Model):
     """One run, or one condition of a suite (its seeds pooled)."""
 
@@ -128,6 +222,9 @@ class Section(_Model):
     runs: list[str]
     rounds: list[int]
     settings: dict[str, Any] = {}
+    diagnosis: Diagnosis | None = None
+    headlines: list[HeadlineTrajectory] = []
+    panels: list[Panel] = []
     probes: list[ProbeSummary] = []
     calibration: list[CalibrationRound] = []
     transitions: list[TransitionMatrix] = []
@@ -162,7 +259,11 @@ class Verdict(_Model):
     gates: int
     gates_failed: int
     measurements: int
-    firing: int
+    firing: int  # after the false-alarm correction
+    tested: int = 0  # measurements in the corrected family (a concern and a p-value, or an alarm with one)
+    firing_uncorrected: int = 0  # of the tested, those whose CI alone excludes the null
+    correction: str = ""  # "k of n fire (BH, q ≤ 0.05)"
+    incomplete: list[str] = []  # sections whose runs did not complete every configured round, with why
 
 
 class Report(_Model):
@@ -170,6 +271,7 @@ class Report(_Model):
     tool: str = "loopprobe"
     kind: Literal["run", "condition", "suite"]
     name: str
+    recomputed: list[str] = []  # probes whose recorded results were stale and were recomputed, with why
     verdict: Verdict
     gates: list[GateRow] = []
     sections: list[Section]

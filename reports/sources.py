@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.artifacts import RunError
-from probes import PooledRunView, ProbeResults, RunView, run_probes, write_results
+from probes import PooledRunView, ProbeResults, RunView, read_results, registry, results_for
 from probes.gates import SuiteOutcome
 
 _WHAT = "pass a run directory (with manifest.json), a condition directory (with seed-*/) or a suite output " \
@@ -27,6 +27,7 @@ class Source:
     run_dirs: list[Path]
     view: RunView | PooledRunView
     results: ProbeResults | None = field(default=None, repr=False)
+    recomputed: dict[str, str] = field(default_factory=dict, repr=False)  # probe id -> why it was recomputed
 
     @property
     def kind(self) -> str:
@@ -89,19 +90,18 @@ def read_outcome(out: Path) -> SuiteOutcome | None:
 
 
 def suite_sources(out: Path) -> tuple[SuiteOutcome | None, list[Source]]:
-    """Every condition of a suite output, with the measurements suite.json holds for it (if any)."""
+    """Every condition of a suite output (its measurements are read from OUT/<condition>/probes.json, whose
+    per-item sidecar the comparisons need, and recomputed where stale)."""
     out = Path(out)
     outcome = read_outcome(out)
     if outcome is not None:
         sources = []
-        for condition, results in outcome.conditions.items():
+        for condition in outcome.conditions:
             cond_dir = out / condition
             if not cond_dir.is_dir():
                 raise RunError(f"{cond_dir}: suite.json names condition {condition!r} but its runs are missing; "
                                "report on the directory `loopprobe run` wrote")
-            src = open_source(cond_dir, condition, outcome.seeds)
-            src.results = results
-            sources.append(src)
+            sources.append(open_source(cond_dir, condition, outcome.seeds))  # results: OUT/<condition>/probes.json
         return outcome, sources
     conditions = _condition_dirs(out)
     if not conditions:
@@ -127,25 +127,16 @@ def expand(paths: list[Path]) -> list[Source]:
 
 
 def probe_results(source: Source, write: bool = False) -> ProbeResults:
-    """The source's probes.json if it is current (same rounds), else the whole library run afresh (and
-    written back when `write`)."""
+    """The source's probe results, current: its probes.json where each probe's parameters, code and input
+    artifacts are unchanged, the stale probes recomputed (and written back when `write`); the probes and
+    parameters it recorded (a suite's selection), else the whole library. `source.recomputed` says what was
+    recomputed and why."""
     if source.results is not None:
         return source.results
-    path = source.root / "probes.json"
-    results = None
-    if path.exists():
-        try:
-            results = ProbeResults.model_validate_json(path.read_text())
-        except (ValidationError, json.JSONDecodeError) as e:
-            raise RunError(f"{path}: not valid probe results ({str(e).splitlines()[0]}); "
-                           "delete it and the report recomputes it") from None
-        if results.rounds != list(source.view.rounds):  # written before the run was resumed
-            results = None
-    if results is None:
-        results = run_probes(source.view)
-        if write:
-            write_results(source.root, results)
-    source.results = results
+    recorded = read_results(source.root)
+    selection = {p.id: p.params for p in recorded.probes if p.id in registry()} if recorded else None
+    results, why = results_for(source.view, source.root, selection, write=write)
+    source.results, source.recomputed = results, why
     return results
 
 

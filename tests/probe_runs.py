@@ -35,7 +35,7 @@ def hand_run(path: Path, rounds: list[list[list[int | None]]], truth: int = 10, 
                  for i, ok in enumerate((test_right or [[]] * len(rounds))[r])]
         selected = self_consistency(strip_labels(samples), tau, r)
         reference = [ReferenceRow(text_id="ref:0", round=r, nll=1.0, n_tokens=2)]
-        record_round(store, r, evals=evals, reference=reference, samples=samples, selected=selected, tau=tau)
+        record_round(store, r, evals=evals, reference=reference, samples=samples, selected=selected)
     return path
 
 

@@ -42,7 +42,7 @@ def test_example_probe_is_short_and_uses_only_the_public_api():
     text = (EXAMPLES / "majority_accuracy.py").read_text()
     assert len(text.splitlines()) <= 35
     imports = [line for line in text.splitlines() if line.startswith(("from ", "import "))]
-    assert imports == ["from probes import Probe, RunView, probe, stats, tracked"]
+    assert imports == ["from probes import Probe, RunView, probe, stats"]
 
 
 def test_example_probe_fires_on_a_planted_effect_and_stays_quiet_on_a_clean_run(example_probe, crank_run,

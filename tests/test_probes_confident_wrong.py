@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from harness.artifacts import SampleRow
+from harness.summary import CONFIDENT_SHARE
 from probes import RunView, get_probe, stats
 from probes.common import vote
 from probes.library import confident_wrong as cw
@@ -39,7 +40,8 @@ def test_transition_matrix_by_hand(tiny):
 
 def test_rate_by_hand_and_tau(tiny):
     m = measure(tiny, "cw.rate")
-    assert m["rate"].details["tau"] == 0.75  # the run's loop tau
+    # the shared definition, not the run's selection tau (0.75 here); with k = 4 both classify alike
+    assert m["rate"].details["tau"] == CONFIDENT_SHARE == 0.6
     assert [p.value for p in m["rate"].series] == pytest.approx([3 / 9, 4 / 9])
     assert m["rate.delta_vs_round0"].value == pytest.approx(1 / 9)
     assert sorted(m["rate"].evidence) == ["q3", "q7"]  # newly confident-wrong
@@ -207,7 +209,7 @@ def _arithmetic_run(path, captured_by_round: list[float], k: int = 4, n: int = 1
                                prompt=q.prompt, completion=text, parsed_answer=answer, sum_logprob=-1.0,
                                n_tokens=len(text), finished=True, truth=q.answer, correct=answer == q.answer)
                      for j in range(k)]
-        record_round(store, r, evals=[], reference=[], samples=rows, selected=[], tau=0.6)
+        record_round(store, r, evals=[], reference=[], samples=rows, selected=[])
     return RunView(path)
 
 

@@ -1,6 +1,7 @@
 """report.html in a real browser: headless Chromium loads it offline with no console error, every plot the
-report draws is present and decodes to a non-empty image, and a screenshot is kept as a test artifact
-(LOOPPROBE_ARTIFACTS, default .ci-out/)."""
+report draws is present and decodes to a non-empty image, the diagnosis, headline trajectories and round
+panel render above the per-probe tables (the latest round panel open), and screenshots are kept as test
+artifacts (LOOPPROBE_ARTIFACTS, default .ci-out/): the whole page and the top of it (report-header.png)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,13 @@ window.addEventListener("load", () => {
     el => ({id: el.dataset.plot, width: el.naturalWidth, height: el.naturalHeight, complete: el.complete}));
   const out = document.createElement("pre");
   out.id = "loopprobe-check";
-  out.textContent = JSON.stringify({errors: __errors, plots});
+  const sections = [...document.querySelectorAll("[data-section]")].map(el => ({
+    name: el.dataset.section, text: el.innerText.trim().length, height: el.getBoundingClientRect().height,
+    top: el.getBoundingClientRect().top + window.scrollY,
+    open: [...el.querySelectorAll("details.panel")].map(d => d.open)}));
+  const firstProbe = document.querySelector("h4");
+  out.textContent = JSON.stringify({errors: __errors, plots, sections,
+    firstProbeTop: firstProbe ? firstProbe.getBoundingClientRect().top + window.scrollY : null});
   document.body.appendChild(out);
 });
 </script>"""
@@ -77,9 +84,24 @@ def test_report_html_loads_in_headless_chromium_with_every_plot(tmp_path):
     assert sorted(plots) == sorted(expected) and len(expected) >= 10
     empty = [p for p in plots.values() if not (p["complete"] and p["width"] > 0 and p["height"] > 0)]
     assert empty == [], empty
+    # the top of the report: diagnosis, headline trajectories, round panel (latest pair open), before the probes
+    sections = {x["name"]: x for x in seen["sections"]}
+    assert {"diagnosis", "headlines", "round-panel"} <= set(sections), sections
+    assert all(x["text"] > 40 and x["height"] > 20 for x in sections.values()), sections
+    assert sections["round-panel"]["open"] == [True, False, False]  # round 3 vs 2 open, earlier pairs collapsed
+    assert sections["diagnosis"]["top"] < sections["headlines"]["top"] < sections["round-panel"]["top"] \
+        < seen["firstProbeTop"]
+    assert sections["diagnosis"]["top"] < 1000  # in the first screen
+    assert "crank attractor" in page and page.index('data-section="diagnosis"') < page.index("<h4>")
 
     shot = tmp_path / "report-screenshot.png"
     taken = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,4000", "--hide-scrollbars",
                      (run / "report.html").as_uri())
     assert taken.returncode == 0 and shot.stat().st_size > 10_000, taken.stderr[-2000:]
     shutil.copy(shot, artifact_dir() / "report-screenshot.png")
+
+    header = tmp_path / "report-header.png"
+    taken = chromium(tmp_path, f"--screenshot={header}", "--window-size=1280,1000", "--hide-scrollbars",
+                     (run / "report.html").as_uri())
+    assert taken.returncode == 0 and header.stat().st_size > 10_000, taken.stderr[-2000:]
+    shutil.copy(header, artifact_dir() / "report-header.png")

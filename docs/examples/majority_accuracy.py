@@ -1,6 +1,6 @@
 """An example probe in one short file, written against loopprobe's public API only."""
 
-from probes import Probe, RunView, probe, stats, tracked
+from probes import Probe, RunView, probe, stats
 
 
 @probe
@@ -21,5 +21,4 @@ class MajorityAccuracy(Probe):
             return majority == table.truth
 
         ids = run.samples(run.rounds[0]).question_ids
-        return tracked(self, "majority_accuracy", run, per_question, ids, concern="decrease",
-                       seed=self.params.seed)
+        return self.tracked("majority_accuracy", run, per_question, ids, concern="decrease")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field, model_validator
 
-from probes import Probe, RunView, SampleTable, probe, stats, top_items, tracked
+from probes import Probe, RunView, SampleTable, probe, stats, top_items
 from probes.common import MAX_EVIDENCE, aligned, estimate_fields, point
 
 _DIGITS = str.maketrans("0123456789", "#" * 10)
@@ -106,8 +106,8 @@ class AnswerEntropy(Probe):
 
     def measure(self, run: RunView):
         ids = run.samples(run.rounds[0]).question_ids
-        return tracked(self, "entropy", run, lambda r: stats.row_entropy(run.samples(r).answers), ids,
-                       concern="decrease")
+        return self.tracked("entropy", run, lambda r: stats.row_entropy(aligned(run, r, ids).answers), ids,
+                            concern="decrease")
 
 
 @probe
@@ -150,10 +150,9 @@ class RationaleDiversity(Probe):
                 cache[r] = (distinct_n(comp, ns), np.array([compression_ratio("\n".join(c)) for c in comp]))
             return cache[r]
 
-        out = tracked(self, "question.distinct_n", run, lambda r: per_question(r)[0], ids, "decrease", p.seed,
-                      details={"ngrams": "bytes (characters)", "n": ns})
-        out += tracked(self, "question.compression_ratio", run, lambda r: per_question(r)[1], ids, "decrease",
-                       p.seed)
+        out = self.tracked("question.distinct_n", run, lambda r: per_question(r)[0], ids, "decrease",
+                           details={"ngrams": "bytes (characters)", "n": ns})
+        out += self.tracked("question.compression_ratio", run, lambda r: per_question(r)[1], ids, "decrease")
         idx = np.sort(halves(len(ids), p.pool_boot, p.seed), axis=1)  # sorted: a half keeps the id order
         w = np.zeros((len(idx), len(ids)), np.float32)
         w[np.arange(len(idx))[:, None], idx] = 1.0
@@ -235,16 +234,16 @@ class FixedPoints(Probe):
         evidence = [ids[i] for i in np.argsort(-streak, kind="stable")[:MAX_EVIDENCE] if wrong[last][i]]
         out = []
         for name, flags, concern in (("wrong_share", wrong, "increase"), ("right_share", right, "none")):
-            ests = {b: stats.mean_ci(flags[b].astype(float), seed=p.seed) for _, b in pairs}
+            ests = {b: self.mean_ci(flags[b].astype(float), ids=ids) for _, b in pairs}
             out.append(self.measurement(
                 name, round=last, concern=concern, series=[point(b, e) for b, e in ests.items()], **estimate_fields(ests[last]),
                 evidence=evidence if name == "wrong_share" else [],
                 details={"threshold": p.threshold, "pair": list(pairs[-1]), "count": int(flags[last].sum())}))
         if len(pairs) > 1:
-            est = stats.paired_difference(wrong[first], wrong[last], seed=p.seed)
+            est = self.paired_difference(wrong[first], wrong[last], ids=ids)
             out.append(self.measurement(
                 "wrong_share.delta_vs_first_pair", round=last, concern="increase", evidence=evidence,
-                series=[point(b, stats.paired_difference(wrong[first], wrong[b], seed=p.seed)) for _, b in pairs],
+                series=[point(b, self.paired_difference(wrong[first], wrong[b], ids=ids)) for _, b in pairs],
                 **estimate_fields(est), details={"first_pair": list(pairs[0]), "last_pair": list(pairs[-1])}))
         return out
 
@@ -323,7 +322,9 @@ class PassAtK(Probe):
     previous round; concern: none for pass@1, decrease for the area; `area`'s details hold each round's mean
     pass@j curve); `pass@k.delta_vs_round0` at k = samples per question (paired; concern: decrease).
     `reversal` sets `alarm` when, from round 0 to the last round, pass@1 rises (CI above 0) while the area or
-    pass@k falls (CI below 0); its details hold the three deltas with their CIs.
+    pass@k falls (CI below 0); its details hold the three deltas with their CIs, and `alarm_p`, the p-value of
+    the conjunction (the largest of its parts, Bonferroni over area and pass@k) that the run's false-alarm
+    correction adjusts with the other measurements: the alarm fires when it survives the correction too.
     """
 
     id = "attractor.pass_at_k"
@@ -331,26 +332,27 @@ class PassAtK(Probe):
     reads = ("samples",)
 
     def measure(self, run: RunView):
-        seed, ids = self.params.seed, run.samples(run.rounds[0]).question_ids
+        ids = run.samples(run.rounds[0]).question_ids
         curves = {r: pass_curve(aligned(run, r, ids)) for r in run.rounds}
         first, last = run.rounds[0], run.rounds[-1]
         k = curves[last].shape[1]
         per_item = {"pass@1": lambda r: curves[r][:, 0], "area": lambda r: curves[r].mean(axis=1),
                     "pass@k": lambda r: curves[r][:, -1]}
         curve_means = {str(r): [float(v) for v in c.mean(axis=0)] for r, c in curves.items()}
-        out = tracked(self, "pass@1", run, per_item["pass@1"], ids, "none", seed, details={"k": k})
-        out += tracked(self, "area", run, per_item["area"], ids, "decrease", seed,
-                       details={"k": k, "curve_by_round": curve_means})
-        deltas = {name: stats.paired_difference(f(first), f(last), seed=seed) for name, f in per_item.items()}
+        out = self.tracked("pass@1", run, per_item["pass@1"], ids, "none", details={"k": k})
+        out += self.tracked("area", run, per_item["area"], ids, "decrease",
+                            details={"k": k, "curve_by_round": curve_means})
+        deltas = {name: self.paired_difference(f(first), f(last), ids=ids) for name, f in per_item.items()}
         if len(run.rounds) > 1:
             out.append(self.measurement(
-                "pass@k.delta_vs_round0", round=last, concern="decrease", **estimate_fields(deltas["pass@k"]),
+                "pass@k.delta_vs_round0", deltas["pass@k"], round=last, concern="decrease",
                 evidence=top_items(ids, curves[first][:, -1] - curves[last][:, -1]),
                 details={"k": k, "reference_round": first}))
         falling = [name for name in ("area", "pass@k") if deltas[name].ci_high < 0]
         alarm = bool(len(run.rounds) > 1 and deltas["pass@1"].ci_low > 0 and falling)
+        alarm_p = stats.conjunction_p([deltas["pass@1"]], [deltas["area"], deltas["pass@k"]])
         out.append(self.measurement(
             "reversal", None, round=last, alarm=alarm,
-            details={"reference_round": first, "k": k, "falling": falling if alarm else [],
-                     **{f"{name}.delta_vs_round0": estimate_fields(d) for name, d in deltas.items()}}))
+            details={"alarm_p": alarm_p if len(run.rounds) > 1 else None, "reference_round": first, "k": k,
+                     "falling": falling if alarm else [], **{f"{name}.delta_vs_round0": estimate_fields(d) for name, d in deltas.items()}}))
         return out

@@ -2,8 +2,10 @@
 
 A pool question is *confident* in round r when its majority answer's vote share (votes for the majority /
 all k samples, unparsed ones included, as the loop counts it) is at least tau, and *right* when the majority
-answer equals the truth. Confident-wrong (CW) questions are the ones the loop's self-consistency filter
-turns into wrong training data.
+answer equals the truth. Confident-wrong (CW) questions are the ones a self-consistency filter turns into
+wrong training data. tau is each probe's own parameter, defaulting to harness.summary.CONFIDENT_SHARE (the
+round table's definition too), never to the loop's selection tau: runs that select differently are still
+measured under one definition.
 """
 
 from __future__ import annotations
@@ -11,17 +13,12 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from probes import Probe, RunView, probe, stats, top_items, tracked
-from probes.common import aligned, ci_fields, estimate_fields, finite, point, vote
+from harness.summary import CONFIDENT_SHARE
+from probes import Probe, RunView, probe, stats, top_items
+from probes.common import aligned, estimate_fields, point, vote
+from probes.stats import ratio_of_sums
 
 STATES = ("right_unsure", "right_confident", "wrong_unsure", "wrong_confident")  # index = 2 * wrong + confident
-
-
-def _tau(tau: float | None, run: RunView) -> float:
-    if tau is not None:
-        return tau
-    loop = run.config.get("loop")
-    return float(loop.get("tau", 0.6)) if isinstance(loop, dict) else 0.6
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -29,14 +26,10 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def ratio_of_sums(x: np.ndarray) -> np.ndarray:
-    """Bootstrap statistic: sum of column 1 / sum of column 0 over items ([B, n, 2] -> [B])."""
-    return _ratio(x[..., 1].sum(axis=1), x[..., 0].sum(axis=1))
-
-
 class _TauParams(Probe.Params):
-    tau: float | None = Field(None, ge=0.0, le=1.0,
-                              description="confidence threshold (default: the run's loop tau, else 0.6)")
+    tau: float = Field(CONFIDENT_SHARE, ge=0.0, le=1.0, strict=True,
+                       description="confidence threshold: a majority share >= tau is confident (default: "
+                                   "harness.summary.CONFIDENT_SHARE, shared with the round table)")
 
 
 class _TransitionParams(_TauParams):
@@ -58,13 +51,13 @@ class ConfidentWrongRate(Probe):
     Params = _TauParams
 
     def measure(self, run: RunView):
-        tau, ids = _tau(self.params.tau, run), run.samples(run.rounds[0]).question_ids
+        tau, ids = self.params.tau, run.samples(run.rounds[0]).question_ids
 
         def cw(r: int) -> np.ndarray:
             right, share = vote(aligned(run, r, ids))
             return (~right & (share >= tau)).astype(float)
 
-        out = tracked(self, "rate", run, cw, ids, concern="increase", details={"tau": tau})
+        out = self.tracked("rate", run, cw, ids, concern="increase", details={"tau": tau})
         new = cw(run.rounds[-1]) - cw(run.rounds[0])
         out[0] = out[0].model_copy(update={"evidence": top_items(ids, new)})
         return out
@@ -90,7 +83,7 @@ class ConfidentWrongTransitions(Probe):
     Params = _TransitionParams
 
     def measure(self, run: RunView):
-        tau, ids = _tau(self.params.tau, run), run.samples(run.rounds[0]).question_ids
+        tau, ids = self.params.tau, run.samples(run.rounds[0]).question_ids
         state = {}
         for r in run.rounds:
             right, share = vote(aligned(run, r, ids))
@@ -111,9 +104,9 @@ class ConfidentWrongTransitions(Probe):
         out = []
         for name, per_pair in cols.items():
             ok = [x[:, 0].sum() >= self.params.min_count for x in per_pair]
-            ests = [stats.bootstrap(x, ratio_of_sums) if good else None for x, good in zip(per_pair, ok)]
+            ests = [self.bootstrap(x, "ratio_of_sums", ids=ids) if good else None for x, good in zip(per_pair, ok)]
             last = ests[-1] or stats.NAN
-            out.append(self.measurement(name, finite(last.value), **ci_fields(last), round=b, concern="none",
+            out.append(self.measurement(name, last, round=b, concern="none",
                                         series=[point(q, e or stats.NAN) for (_, q), e in zip(pairs, ests)],
                                         evidence=evidence[name], details=details))
             supported = [i for i, good in enumerate(ok) if good]
@@ -122,8 +115,8 @@ class ConfidentWrongTransitions(Probe):
                 if len(supported) > 1 and supported[-1] == len(pairs) - 1:
                     ref = pairs[supported[0]]
                     both = np.concatenate([per_pair[supported[0]], per_pair[-1]], axis=1)
-                    est = stats.bootstrap(both, lambda x: ratio_of_sums(x[..., 2:]) - ratio_of_sums(x[..., :2]))
-                out.append(self.measurement(f"{name}.delta_vs_first", finite(est.value), **ci_fields(est), round=b,
+                    est = self.bootstrap(both, "difference:ratio_of_sums", ids=ids)
+                out.append(self.measurement(f"{name}.delta_vs_first", est, round=b,
                                             concern="increase", evidence=evidence[name],
                                             details={"first_pair": ref and list(ref), "last_pair": [a, b]}))
         return out
@@ -155,9 +148,11 @@ def _auroc(level: np.ndarray, correct: np.ndarray) -> np.ndarray:
     return _ratio((pos * (below + 0.5 * neg)).sum(axis=1), pos.sum(axis=1) * neg.sum(axis=1))
 
 
-METRICS = {"ece": (lambda x: _ece(x[..., 0], x[..., 1]), "increase"),
-           "brier": (lambda x: _brier(x[..., 0], x[..., 1]), "increase"),
-           "auroc": (lambda x: _auroc(x[..., 2], x[..., 1]), "decrease")}
+# Over item columns (vote share, majority right, share level): registered so comparisons recompute them.
+stats.statistic("ece")(lambda x: _ece(x[..., 0], x[..., 1]))
+stats.statistic("brier")(lambda x: _brier(x[..., 0], x[..., 1]))
+stats.statistic("auroc")(lambda x: _auroc(x[..., 2], x[..., 1]))
+METRICS = {"ece": "increase", "brier": "increase", "auroc": "decrease"}
 
 
 @probe
@@ -187,21 +182,25 @@ class Calibration(Probe):
         def defined(name: str, *rounds: int) -> bool:
             return name != "auroc" or all(mixed[r] for r in rounds)
 
-        ests = {r: stats.bootstrap_many(cols[r], {name: metric if defined(name, r) else None
-                                            for name, (metric, _) in METRICS.items()}) for r in run.rounds}
-        deltas = stats.bootstrap_many(np.concatenate([cols[first], cols[last]], axis=1), {
-            name: (lambda x, m=metric: m(x[..., 3:]) - m(x[..., :3])) if defined(name, first, last) else None
-            for name, (metric, _) in METRICS.items()}) if last != first else {}
+        ests = {r: self.bootstrap_many(cols[r], {name: name if defined(name, r) else None for name in METRICS},
+                                       ids=ids) for r in run.rounds}
+        deltas = self.bootstrap_many(np.concatenate([cols[first], cols[last]], axis=1), {
+            name: f"{stats.DIFFERENCE}{name}" if defined(name, first, last) else None for name in METRICS},
+            ids=ids) if last != first else {}
         out = []
-        for name, (_, concern) in METRICS.items():
-            est = ests[last][name]
-            out.append(self.measurement(name, finite(est.value), **ci_fields(est), round=last,
+        for name, concern in METRICS.items():
+            out.append(self.measurement(name, ests[last][name], round=last,
                                         series=[point(r, ests[r][name]) for r in run.rounds]))
             if name in deltas:
-                out.append(self.measurement(f"{name}.delta_vs_round0", finite(deltas[name].value),
-                                            **ci_fields(deltas[name]), round=last, concern=concern,
+                out.append(self.measurement(f"{name}.delta_vs_round0", deltas[name], round=last, concern=concern,
                                             details={"reference_round": first}))
         return out
+
+
+@stats.statistic("selection_amplification")
+def selection_amplification(x: np.ndarray) -> np.ndarray:
+    """Columns (selected, selected wrong, samples, wrong): wrong share of the selected over that of all samples."""
+    return _ratio(ratio_of_sums(x[..., :2]), ratio_of_sums(x[..., 2:4]))
 
 
 @probe
@@ -236,23 +235,20 @@ class LabelNoise(Probe):
             counts[r] = {"selected": int(chosen.sum()), "selected_wrong": int((chosen & wrong).sum()),
                          "samples": int(wrong.size), "wrong": int(wrong.sum())}
 
-        def amplification(x):
-            return _ratio(ratio_of_sums(x[..., :2]), ratio_of_sums(x[..., 2:4]))
-
         first, last = run.rounds[0], run.rounds[-1]
-        ests = {r: stats.bootstrap_many(cols[r], {"amplification": amplification, "selected_wrong": ratio_of_sums})
+        ests = {r: self.bootstrap_many(cols[r], {"amplification": "selection_amplification",
+                                                 "selected_wrong": "ratio_of_sums"}, ids=ids)
                 for r in run.rounds}
         details = {"counts": {str(r): c for r, c in counts.items()}}
         evidence = top_items(ids, cols[last][:, 1])
-        out = [self.measurement(name, finite(ests[last][name].value), **ci_fields(ests[last][name]), round=last,
+        out = [self.measurement(name, ests[last][name], round=last,
                                 null=null, concern=concern, series=[point(r, ests[r][name]) for r in run.rounds],
                                 evidence=evidence, details=details)
                for name, null, concern in (("amplification", 1.0, "increase"), ("selected_wrong", 0.0, "none"))]
         if last != first:
             both = np.concatenate([cols[first][:, :2], cols[last][:, :2]], axis=1)
-            est = stats.bootstrap_many(both, {"d": lambda x: ratio_of_sums(x[..., 2:]) - ratio_of_sums(x[..., :2])})["d"]
-            out.append(self.measurement("selected_wrong.delta_vs_round0", finite(est.value), **ci_fields(est),
-                                        round=last, concern="increase", evidence=evidence,
+            est = self.bootstrap(both, f"{stats.DIFFERENCE}ratio_of_sums", ids=ids)
+            out.append(self.measurement("selected_wrong.delta_vs_round0", est, round=last, concern="increase", evidence=evidence,
                                         details={"reference_round": first}))
         return out
 
@@ -264,7 +260,9 @@ class AgreementVsAccuracy(Probe):
 
     Round 0 to the last round, paired over questions: the alarm is raised when the vote-share rise has a
     CI above 0 and pool pass@1 or test greedy accuracy has a fall with a CI below 0 (and neither has a
-    rise with a CI above 0). Value and CI: the vote-share change; the three changes are in details.
+    rise with a CI above 0). Value and CI: the vote-share change; the three changes are in details, with
+    `alarm_p`, the conjunction's p-value (an intersection-union test) that the run's false-alarm correction
+    adjusts: the alarm fires when it survives the correction too.
     """
 
     id = "cw.agreement_vs_accuracy"
@@ -277,20 +275,21 @@ class AgreementVsAccuracy(Probe):
             return [self.measurement("agreement_up_accuracy_down", None, round=last, concern="increase")]
         ids = run.samples(first).question_ids
         t0, t1 = aligned(run, first, ids), aligned(run, last, ids)
-        deltas = {"vote_share": stats.paired_difference(vote(t0)[1], vote(t1)[1]),
-                  "pool_pass1": stats.paired_difference(t0.correct.mean(1), t1.correct.mean(1))}
+        deltas = {"vote_share": self.paired_difference(vote(t0)[1], vote(t1)[1], ids=ids),
+                  "pool_pass1": self.paired_difference(t0.correct.mean(1), t1.correct.mean(1), ids=ids)}
         test_ids = run.samples(first, "test", "greedy").question_ids
         if test_ids:
             g0, g1 = (aligned(run, r, test_ids, "test", "greedy").correct[:, 0] for r in (first, last))
-            deltas["test_greedy"] = stats.paired_difference(g0, g1)
+            deltas["test_greedy"] = self.paired_difference(g0, g1, ids=test_ids)
         agree = deltas["vote_share"]
         acc = [e for name, e in deltas.items() if name != "vote_share"]
         alarm = bool(agree.ci_low > 0 and any(e.ci_high < 0 for e in acc) and not any(e.ci_low > 0 for e in acc))
         falls = t1.correct.mean(1) - t0.correct.mean(1)
         return [self.measurement(
-            "agreement_up_accuracy_down", finite(agree.value), **ci_fields(agree), round=last, concern="increase",
+            "agreement_up_accuracy_down", agree, round=last, concern="increase",
             alarm=alarm, evidence=top_items(ids, (vote(t1)[1] - vote(t0)[1]) * (falls < 0)),
-            details={"reference_round": first, "deltas": {k: estimate_fields(e) for k, e in deltas.items()}})]
+            details={"reference_round": first, "alarm_p": stats.conjunction_p([agree], acc),
+                     "deltas": {k: estimate_fields(e) for k, e in deltas.items()}})]
 
 
 @probe
@@ -331,7 +330,7 @@ class MisconceptionShare(Probe):
             mode, share = stats.row_mode(table.answers, table.parsed)
             return ((mode == target) & (share > 0)).astype(float)
 
-        out = tracked(self, "share", run, captured, keep_ids, concern="increase",
+        out = self.tracked("share", run, captured, keep_ids, concern="increase",
                       details={"misconception": name, "applicable": len(keep_ids)})
         new = captured(run.rounds[-1]) - captured(run.rounds[0])
         out[0] = out[0].model_copy(update={"evidence": top_items(keep_ids, new)})

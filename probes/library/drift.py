@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from probes import Probe, RunView, probe, stats, top_items, tracked
+from probes import Probe, RunView, probe, stats, top_items
 from probes._api import SeriesPoint
 from probes.common import aligned_rounds, point
 
@@ -27,13 +27,13 @@ class Accuracy(Probe):
     reads = ("eval",)
 
     def measure(self, run: RunView):
-        out, rounds, seed = [], run.rounds, self.params.seed
+        out, rounds = [], run.rounds
         for split in ("test", "ood"):
             ids, greedy = aligned_rounds(run, split, "greedy")
             if ids and greedy[rounds[0]].k:
                 right = {r: t.correct[:, 0] for r, t in greedy.items()}
-                found = tracked(self, f"{split}.greedy", run, right.__getitem__, ids, concern="decrease", seed=seed,
-                                details={"n_questions": len(ids)})
+                found = self.tracked(f"{split}.greedy", run, right.__getitem__, ids, concern="decrease",
+                                      details={"n_questions": len(ids)})
                 for m in found[1:]:
                     ref = m.details["reference_round"]
                     lost, gained, p = stats.mcnemar_exact(right[ref], right[rounds[-1]])
@@ -45,8 +45,8 @@ class Accuracy(Probe):
                 out += found
             ids, sampled = aligned_rounds(run, split, "sample")
             if ids and sampled[rounds[0]].k:
-                out += tracked(self, f"{split}.pass1", run, lambda r: sampled[r].correct.mean(axis=1), ids,
-                               concern="decrease", seed=seed, details={"n_questions": len(ids)})
+                out += self.tracked(f"{split}.pass1", run, lambda r: sampled[r].correct.mean(axis=1), ids,
+                                    concern="decrease", details={"n_questions": len(ids)})
         return out
 
 
@@ -88,7 +88,7 @@ class AnswerJS(Probe):
     reads = ("samples",)
 
     def measure(self, run: RunView):
-        rounds, seed = run.rounds, self.params.seed
+        rounds = run.rounds
         ids, tables = aligned_rounds(run, "pool")
         ans = {r: t.answers for r, t in tables.items()}
         h = min(t.k for t in tables.values()) // 2
@@ -103,8 +103,8 @@ class AnswerJS(Probe):
             for i, r in enumerate(rounds[1:], start=1):
                 ref = rounds[0] if label == "js_vs_round0" else rounds[i - 1]
                 raw, excess = _js(ans[ref], ans[r]), _excess(ans[ref], ans[r], h)
-                raw_ser.append(point(r, stats.mean_ci(raw, seed=seed)))
-                ex_ser.append(point(r, stats.mean_ci(excess, seed=seed)))
+                raw_ser.append(point(r, self.mean_ci(raw, ids=ids)))
+                ex_ser.append(point(r, self.mean_ci(excess, ids=ids)))
             within = {r: float(_js(ans[r][:, :h], ans[r][:, h:2 * h]).mean()) for r in (ref, rounds[-1])}
             last, exl = raw_ser[-1], ex_ser[-1]
             out.append(self.measurement(
@@ -116,6 +116,14 @@ class AnswerJS(Probe):
                 concern="increase", series=ex_ser, evidence=top_items(ids, excess),
                 details={"reference_round": ref, "half_k": h, "n_questions": len(ids)}))
         return out
+
+
+@stats.statistic("tail_mass")
+def tail_mass(x: np.ndarray, quantile: float) -> np.ndarray:
+    """[B, n, 2] (round 0, round r) -> [B]: share of items whose round-r value exceeds round 0's `quantile`
+    percentile, the percentile recomputed in each resample (so its own uncertainty is in the CI)."""
+    threshold = np.quantile(x[..., 0], quantile, axis=1)
+    return (x[..., 1] > threshold[:, None]).mean(axis=1)
 
 
 @probe
@@ -137,7 +145,7 @@ class ReferenceNLL(Probe):
         tail_quantile: float = 0.95
 
     def measure(self, run: RunView):
-        rounds, seed, q = run.rounds, self.params.seed, self.params.tail_quantile
+        rounds, q = run.rounds, self.params.tail_quantile
         per_round = {}
         for r in rounds:
             tids, nll, ntok = run.reference_nll(r)
@@ -148,14 +156,11 @@ class ReferenceNLL(Probe):
         x = {r: np.array([per_round[r][t] for t in ids]) for r in rounds}
         quantiles = [dict(round=r, **dict(zip(("q05", "q50", "q95"), map(float, np.quantile(x[r], [.05, .5, .95])))))
                      for r in rounds]
-        out = tracked(self, "nll_per_token", run, x.__getitem__, ids, concern="increase", seed=seed,
-                      details={"quantiles": quantiles, "n_texts": len(ids)})
+        out = self.tracked("nll_per_token", run, x.__getitem__, ids, concern="increase",
+                           details={"quantiles": quantiles, "n_texts": len(ids)})
 
-        def tail(v: np.ndarray) -> np.ndarray:  # [B, n, 2] (round 0, round r) -> [B]
-            threshold = np.quantile(v[..., 0], q, axis=1)
-            return (v[..., 1] > threshold[:, None]).mean(axis=1)
-
-        ser = [point(r, stats.bootstrap(np.stack([x[rounds[0]], x[r]], axis=1), tail, seed=seed)) for r in rounds]
+        ser = [point(r, self.bootstrap(np.stack([x[rounds[0]], x[r]], axis=1), "tail_mass", ids=ids,
+                                       params={"quantile": q})) for r in rounds]
         threshold = float(np.quantile(x[rounds[0]], q))
         last = x[rounds[-1]]
         new = (last > threshold) & (x[rounds[0]] <= threshold)
@@ -187,11 +192,11 @@ class Length(Probe):
             return []
         budget = (run.config.get("loop") or {}).get("max_new_tokens")
         length = {r: t.n_tokens.mean(axis=1) for r, t in tables.items()}
-        out = tracked(self, "length", run, length.__getitem__, ids, concern="either", seed=self.params.seed,
-                      details={"max_new_tokens": budget})
+        out = self.tracked("length", run, length.__getitem__, ids, concern="either",
+                           details={"max_new_tokens": budget})
         base = float(length[run.rounds[0]].mean())
         for m in out[1:]:
             m.details["relative"] = None if m.value is None or base == 0 else m.value / base
-        out += tracked(self, "unfinished", run, lambda r: (~tables[r].finished).mean(axis=1), ids,
-                       concern="increase", seed=self.params.seed, details={"max_new_tokens": budget})
+        out += self.tracked("unfinished", run, lambda r: (~tables[r].finished).mean(axis=1), ids,
+                            concern="increase", details={"max_new_tokens": budget})
         return out

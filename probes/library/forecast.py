@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from probes import Probe, RunView, probe, stats, top_items
-from probes.common import aligned, ci_fields, finite, point, vote
+from probes.common import aligned, finite, point, vote
 
 
 @probe
@@ -43,14 +43,14 @@ class MajorityGap(Probe):
             return vote(table)[0].astype(float) - table.correct.mean(axis=1)
 
         gaps = {r: gap(r) for r in run.rounds}
-        ests = {r: stats.mean_ci(g) for r, g in gaps.items()}
+        ests = {r: self.mean_ci(g, ids=ids) for r, g in gaps.items()}
         first = run.rounds[0]
         est, ser = ests[first], [point(r, e) for r, e in ests.items()]
         details = {"pass1": finite(float(aligned(run, first, ids).correct.mean())),
                    "majority_accuracy": finite(float(vote(aligned(run, first, ids))[0].mean()))}
         return [
-            self.measurement("gap", finite(est.value), **ci_fields(est), round=first, series=ser, details=details),
-            self.measurement("entrenchment_risk", finite(est.value), **ci_fields(est), round=first,
+            self.measurement("gap", est, round=first, series=ser, details=details),
+            self.measurement("entrenchment_risk", est, round=first,
                              null=self.params.min_gap, concern="decrease", evidence=top_items(ids, -gaps[first]),
                              details={**details, "min_gap": self.params.min_gap}),
         ]
@@ -128,10 +128,11 @@ class DatasetDirection(Probe):
                     for name, null in (("better_share", 0.5), ("kl_reduction", 0.0))]
         out = []
         for name, null, per_pair in (("better_share", 0.5, wins), ("kl_reduction", 0.0, reductions)):
-            ests = [stats.mean_ci(v[~np.isnan(v)]) for v in per_pair]
+            ests = [self.mean_ci(v[~np.isnan(v)], ids=[q for q, x in zip(ids, v) if not np.isnan(x)])
+                    for v in per_pair]
             last = ests[-1]
             evidence = [] if name == "better_share" else top_items(ids, np.nan_to_num(per_pair[-1], nan=0.0))
             out.append(self.measurement(
-                name, finite(last.value), **ci_fields(last), round=pairs[-1][1], null=null, concern="none",
+                name, last, round=pairs[-1][1], null=null, concern="none",
                 series=[point(b, e) for (_, b), e in zip(pairs, ests)], evidence=evidence, details=details))
         return out

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from probes import Probe, RunView, probe, tracked
+from probes import Probe, RunView, probe
 from probes._api import Concern
 
 INSPECT_DIR = "inspect"
@@ -110,7 +110,7 @@ class InspectTaskDrift(Probe):
                     continue
                 values = {r: np.array([per_round[r][key][i] for i in ids]) for r in rounds}
                 view = SimpleNamespace(rounds=rounds)  # the rounds this task was run on
-                out += tracked(self, f"{task}.{key}", view, values.__getitem__, ids,  # type: ignore[arg-type]
-                               concern=self._concern(task, key), seed=self.params.seed,
-                               details={"task": task, "n_samples": len(ids), "rounds": list(rounds)})
+                out += self.tracked(f"{task}.{key}", view, values.__getitem__, ids,  # type: ignore[arg-type]
+                                    concern=self._concern(task, key),
+                                    details={"task": task, "n_samples": len(ids), "rounds": list(rounds)})
         return out or [self.measurement("score", None, details={"reason": "inspect logs hold no scored samples"})]
