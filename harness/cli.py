@@ -168,7 +168,8 @@ def check(
 
 @app.command("verify-suites")
 def verify_suites(
-    names: Annotated[list[str] | None, typer.Argument(metavar="[NAME...]", help="shipped suite names (default: all)")] = None,
+    names: Annotated[list[str] | None, typer.Argument(metavar="[NAME...]",
+                                                      help="shipped suite names (default: all)")] = None,
     out: Annotated[Path, typer.Option(help="suite outputs go to OUT/<name> (resumable)")] = Path("runs/verify"),
     budget: Annotated[float | None, typer.Option(help="seconds: run the suites whose measured runtime fits")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="base-model cache (default ~/.cache/loopprobe)")] = None,

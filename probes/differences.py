@@ -5,8 +5,8 @@ Methods, strongest first:
 - "identical_inputs": both runs computed it under one definition, with the same code, from byte-identical
   artifacts in every round up to r: the difference is exactly 0, CI [0, 0] (e.g. two arms at round 0 that
   share their base model);
-- "paired": both hold per-item records over the same items: paired bootstrap of the statistic (stats.
-  item_difference), with the exact McNemar p for a mean of yes/no items;
+- "paired": both hold per-item records over the same items: paired bootstrap of the statistic
+  (`item_difference`), with the exact McNemar p for a mean of yes/no items;
 - "unpaired": records over different items: each run's items resampled independently;
 - "from_cis": no records (a pool-level statistic): the two CIs' half-widths taken as independent standard
   errors (normal approximation);
@@ -84,6 +84,27 @@ def _binary_mean(items: stats.ItemValues) -> bool:
     return items.statistic == "mean" and items.columns.shape[1] == 1 and bool(np.isin(items.columns, (0.0, 1.0)).all())
 
 
+def item_difference(a: stats.ItemValues, b: stats.ItemValues, *, seed: int, alpha: float = stats.ALPHA
+                    ) -> tuple[stats.Estimate, str, int]:
+    """b - a of one registered statistic from two runs' per-item values: (estimate, method, items).
+
+    "paired" when both hold the same item ids (a paired bootstrap: one resample of the items serves both
+    runs, so identical values give exactly 0 with CI [0, 0]); "unpaired" otherwise (each run's items
+    resampled independently). A ValueError when the two are not the same statistic of the same columns."""
+    if (a.statistic, dict(a.params), a.columns.shape[1]) != (b.statistic, dict(b.params), b.columns.shape[1]):
+        raise ValueError(f"different statistics: {a.statistic}{dict(a.params)} and {b.statistic}{dict(b.params)}")
+    if len(a.ids) == len(b.ids) and set(a.ids) == set(b.ids):
+        xb = b.columns if a.ids == b.ids else b.columns[[{q: i for i, q in enumerate(b.ids)}[q] for q in a.ids]]
+        both = np.concatenate([a.columns, xb], axis=1)
+        est = stats.bootstrap(both, stats.DIFFERENCE + a.statistic, seed=seed, alpha=alpha, params=a.params)
+        return est, "paired", len(a.ids)
+    if not len(a.ids) or not len(b.ids):
+        return stats.NAN, "unpaired", len(a.ids) + len(b.ids)
+    boots = (np.asarray(b.evaluate(b.columns[stats.resample_indices(len(b.ids), seed=seed + 1)]), dtype=float)
+             - np.asarray(a.evaluate(a.columns[stats.resample_indices(len(a.ids), seed=seed)]), dtype=float))
+    return stats.percentile_interval(b.value - a.value, boots, alpha, None), "unpaired", len(a.ids) + len(b.ids)
+
+
 def difference(ma: Measurement, mb: Measurement, r: int | None, info_a: ProbeInfo | None = None,
                info_b: ProbeInfo | None = None, *, seed: int = 0) -> Difference:
     """B - A of one measurement at round r (None: a measurement without rounds)."""
@@ -96,7 +117,7 @@ def difference(ma: Measurement, mb: Measurement, r: int | None, info_a: ProbeInf
     ia, ib = ma.items_at(r), mb.items_at(r)
     p_value = None
     try:
-        est, method, n = stats.item_difference(ia, ib, seed=seed) if ia is not None and ib is not None else (
+        est, method, n = item_difference(ia, ib, seed=seed) if ia is not None and ib is not None else (
             None, "", None)
     except ValueError:
         est = None

@@ -93,6 +93,7 @@ def test_report_html_loads_in_headless_chromium_with_every_plot(tmp_path):
         < seen["firstProbeTop"]
     assert sections["diagnosis"]["top"] < 1000  # in the first screen
     assert "crank attractor" in page and page.index('data-section="diagnosis"') < page.index("<h4>")
+    assert re.search(r"\d+ of \d+ fire \(BH, q ≤ 0\.05\)", page)  # the corrected verdict in the header
 
     shot = tmp_path / "report-screenshot.png"
     taken = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,4000", "--hide-scrollbars",

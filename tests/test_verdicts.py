@@ -280,7 +280,8 @@ def test_the_bootstrap_seed_reaches_every_ci(tmp_path, monkeypatch):
     real_indices, real_halves = stats.resample_indices, attractors.halves
     monkeypatch.setattr(stats, "resample_indices", lambda n, n_boot=stats.N_BOOT, *, seed: (
         seen.append(seed), real_indices(n, n_boot, seed=seed))[1])
-    monkeypatch.setattr(attractors, "halves", lambda m, n_boot, seed: (seen.append(seed), real_halves(m, n_boot, seed))[1])
+    monkeypatch.setattr(attractors, "halves", lambda m, n_boot, seed: (
+        seen.append(seed), real_halves(m, n_boot, seed))[1])
 
     def cis(seed: int) -> dict:
         seen.clear()

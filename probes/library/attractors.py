@@ -354,5 +354,6 @@ class PassAtK(Probe):
         out.append(self.measurement(
             "reversal", None, round=last, alarm=alarm,
             details={"alarm_p": alarm_p if len(run.rounds) > 1 else None, "reference_round": first, "k": k,
-                     "falling": falling if alarm else [], **{f"{name}.delta_vs_round0": estimate_fields(d) for name, d in deltas.items()}}))
+                     "falling": falling if alarm else [],
+                     **{f"{name}.delta_vs_round0": estimate_fields(d) for name, d in deltas.items()}}))
         return out

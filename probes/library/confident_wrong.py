@@ -248,7 +248,8 @@ class LabelNoise(Probe):
         if last != first:
             both = np.concatenate([cols[first][:, :2], cols[last][:, :2]], axis=1)
             est = self.bootstrap(both, f"{stats.DIFFERENCE}ratio_of_sums", ids=ids)
-            out.append(self.measurement("selected_wrong.delta_vs_round0", est, round=last, concern="increase", evidence=evidence,
+            out.append(self.measurement("selected_wrong.delta_vs_round0", est, round=last, concern="increase",
+                                        evidence=evidence,
                                         details={"reference_round": first}))
         return out
 
