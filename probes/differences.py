@@ -49,8 +49,12 @@ def comparable(a: ProbeInfo | None, b: ProbeInfo | None) -> str | None:
         return "not measured in both"
     if a.definition == b.definition:
         return None
-    da, db = a.definition, b.definition
-    diffs = [f"{k}: {da.get(k)} vs {db.get(k)}" for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)]
+    def flat(d: dict, prefix: str = "") -> dict:
+        return {k2: v2 for k, v in d.items() for k2, v2 in
+                (flat(v, f"{prefix}{k}.").items() if isinstance(v, dict) else [(f"{prefix}{k}", v)])}
+
+    da, db = flat(a.definition), flat(b.definition)
+    diffs = [f"{k} {da.get(k)} vs {db.get(k)}" for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)]
     return "defined differently (" + "; ".join(diffs) + ")"
 
 

@@ -239,6 +239,9 @@ def _verdict(label: str, d: Difference, a: str, b: str) -> tuple[str | None, str
     nums = (f"{label} at round {d.round}: {a} {d.a:.4g}, {b} {d.b:.4g}; {b} − {a} = {d.diff:+.4g} "
             f"{ci} ({how}{items})")
     if not d.significant:
+        excludes = d.ci_low is not None and d.ci_high is not None and (d.ci_low > 0 or d.ci_high < 0)
+        if excludes:  # the CI alone would call it; the correction across the pair's differences does not
+            return None, f"{nums}: not significant after BH (adjusted p {d.p_adjusted:.2g})"
         return None, f"{nums}: no significant difference"
     if d.worse is None:
         return None, f"{nums}: they differ (no better direction)"

@@ -97,7 +97,7 @@ def test_difference_gates_pair_per_item_records(two_arms, tmp_path):
     outcome = check_suite(parse_suite(text), out)
     m = outcome.gates[0].measurement
     assert m.round == 1 and m.details["method"] in ("paired", "identical_inputs")
-    assert "[tau09 − tau05]" in outcome.gates[0].message
+    assert "[tau09 − tau05 at round 1]" in outcome.gates[0].message and not outcome.gates[0].message.startswith("[")
 
 
 @pytest.mark.parametrize("gate, error", [
@@ -348,6 +348,7 @@ def test_every_shipped_suite_encodes_its_finding_as_gates():
         header = text[:text.index("[suite]")]
         assert len(suite.gates) >= 2, name
         assert "Question:" in header and "verify-suites" in header, name  # the question, how it was measured
+        assert "Found:" in header or "INCOMPLETE" in header, name  # a measured finding, or said plainly: none
         if suite.suite.size == "small":
             assert suite.suite.expected_seconds, name  # verify-suites plans CI's time with it
 
