@@ -204,7 +204,8 @@ def verify_suites(
             m = g.measurement
             ci = "-" if m.ci_low is None else f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]"
             table.add_row("[green]ok[/]" if g.passed else "[bold red]FAIL[/]", name,
-                          f"[{escape(g.condition)}] {escape(g.gate.describe())}", _fmt(m.value), ci,
+                          escape(g.gate.describe() if g.gate.baseline else f"[{g.condition}] {g.gate.describe()}"),
+                          _fmt(m.value), ci,
                           str(m.details.get("method", "")), f"{seconds:.0f} s")
             failed += not g.passed
     console.print(table)

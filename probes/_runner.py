@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from harness.artifacts import RunError, write_atomic
@@ -300,9 +299,3 @@ def incomplete(view: RunView | PooledRunView, configured: int | None = None) -> 
         return None
     missing = [r for r in range(configured + 1) if r not in view.rounds]
     return f"rounds {missing} of 0..{configured} are not complete" if missing else None
-
-
-def firing_table(results: ProbeResults) -> np.ndarray:
-    """[tested measurements, 2] booleans: fires before and after the correction (for false-alarm tables)."""
-    tested = [m for m in results.measurements if m.tested]
-    return np.array([[m.fires_uncorrected, m.fires] for m in tested], dtype=bool).reshape(-1, 2)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.summary import CONFIDENT_SHARE
+
 from probes import stats
 from probes._api import Measurement
 from probes._view import PooledRunView, RunView, SampleTable
@@ -16,12 +18,6 @@ from reports.model import (Alarm, CalibrationBin, CalibrationRound, Histogram, H
 View = RunView | PooledRunView
 CALIBRATION_BINS = 10
 HIST_BINS = 20
-
-
-def loop_tau(view: View) -> float:
-    """The loop's confidence threshold, as the confident-wrong probes default to it."""
-    loop = view.config.get("loop")
-    return float(loop.get("tau", 0.6)) if isinstance(loop, dict) else 0.6
 
 
 def calibration(view: View) -> list[CalibrationRound]:
@@ -48,7 +44,7 @@ def calibration(view: View) -> list[CalibrationRound]:
 def transitions(view: View) -> list[TransitionMatrix]:
     """Right/wrong x unsure/confident state counts of pool questions between consecutive rounds (the
     matrices of cw.transitions, recomputed so the report does not depend on which probes a suite ran)."""
-    tau, ids = loop_tau(view), view.samples(view.rounds[0]).question_ids
+    tau, ids = CONFIDENT_SHARE, view.samples(view.rounds[0]).question_ids
     if not ids:
         return []
     state = {}
