@@ -177,14 +177,10 @@ def run_probes(run: RunView | PooledRunView | Path | str, selection: dict[str, d
     return _assemble(view, infos, measurements, correction, q)
 
 
-def _assemble(view, infos, measurements, correction, q, records=None) -> ProbeResults:
+def _assemble(view, infos, measurements, correction, q) -> ProbeResults:
     corrected, summary = correct(measurements, correction, q)
-    results = ProbeResults(run=view.name, rounds=list(view.rounds), correction=summary, probes=infos,
-                           measurements=corrected)
-    found = results.records()
-    if records:
-        found.update({k: v for k, v in records.items() if k not in found})
-    return results
+    return ProbeResults(run=view.name, rounds=list(view.rounds), correction=summary, probes=infos,
+                        measurements=corrected)
 
 
 def write_results(run_dir: Path | str, results: ProbeResults) -> Path:
@@ -273,17 +269,16 @@ def results_for(view: RunView | PooledRunView, root: Path | str, selection: dict
     if not why:
         return old, {}  # type: ignore[return-value]
     kept = {p.id: p for p in old.probes} if old else {}
-    infos, measurements, records = [], [], {}
+    infos, measurements = [], []
     for pid, params in selection.items():
         if pid in why or old is None:
             found, info = measure_probe(pid, params, view)
         else:
             info = kept[pid]
             found = [m for m in old.measurements if m.probe == pid]
-            records.update({k: v for k, v in old.records().items() if k[0] == pid})
         infos.append(info)
         measurements += found
-    results = _assemble(view, infos, measurements, method, level, records)
+    results = _assemble(view, infos, measurements, method, level)  # reused measurements carry their records
     if write:
         write_results(root, results)
     return results, {k: v for k, v in why.items() if k}

@@ -27,7 +27,7 @@ class Example:
 
 @dataclass(frozen=True)
 class Splits:
-    """The fixed item sets of a run (DESIGN.md vocabulary)."""
+    """The fixed item sets of a run (base-train, base-val, pool, test, ood, reference)."""
 
     base_train: list[Example]
     base_val: list[Question]  # held out from everything; steers base training only

@@ -2,7 +2,7 @@
 
     model = get_model("loopprobe/round-2", memoize=False, backend=live_model, seed=7, max_tokens=40)
 
-Why each detail (see shared/FINDINGS.md):
+Why each detail (inspect-ai 0.3.285 behaviour, measured when the bridge was written):
 - `memoize=False`: get_model memoises by name and arguments, and a live torch object is recorded as None, so
   round 2 would silently get round 1's model;
 - usage is always set: without it inspect counts tokens with tiktoken, which downloads an encoding;
