@@ -79,6 +79,11 @@ class LoopConfig(_Strict):
     eval_k: int = Field(8, ge=1, description="sampled decodings per test and ood question")
     sample_batch_size: int | None = Field(None, ge=1, description="sequences per sampling batch; None: the "
                                                                   "backend's default (tiny 512, hf model.sample_batch_size)")
+    # bad rounds
+    on_failure: Literal["stop", "continue"] = Field(
+        "stop", description="a round whose fine-tune fails (non-finite loss or weights, divergence, empty training "
+                            "set) is recorded with status failed; stop: end the run there (exit 1); continue: keep "
+                            "the previous round's weights and go on (the run still never passes a gate)")
 
     @model_validator(mode="after")
     def _check(self) -> LoopConfig:
