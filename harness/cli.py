@@ -48,14 +48,16 @@ def round_table(store: RunStore) -> Table:
     table = Table(title=f"run {store.root}", caption=_CAPTION, box=box.SIMPLE_HEAVY)
     for header, _, _ in _COLUMNS:
         table.add_column(header, justify="right")
-    for r in store.complete_rounds():
+    for r in store.recorded_rounds():
         rec = store.read_round(r)
-        cells = [str(r)]
+        cells = [str(r) if rec.status == "complete" else f"{r} [bold red]{rec.status}[/]"]
         for _, key, fmt in _COLUMNS[1:-1]:
             value = rec.metrics.get(key)
             cells.append("-" if value is None else fmt.format(value))
         cells.append(f"{sum(rec.seconds.values()):.1f}")
         table.add_row(*cells)
+        if rec.reason:
+            table.add_row("", f"[red]{escape(rec.reason)}[/]", *[""] * (len(_COLUMNS) - 2))
     return table
 
 
@@ -68,6 +70,19 @@ def _load_suite(path: Path):
     try:
         return load_suite(path)
     except SuiteError as e:
+        fail(str(e))
+
+
+def _check_paths(out: Path | None = None, junit: Path | None = None, summary: Path | None = None) -> None:
+    """Every path the command will write is writable: checked before any work starts."""
+    from harness import preflight
+
+    try:
+        if out is not None:
+            preflight.output_directory(out)
+        preflight.output_file(junit, "--junit")
+        preflight.output_file(summary, "--summary")
+    except RunError as e:
         fail(str(e))
 
 
@@ -87,14 +102,20 @@ def _report_outcome(outcome, junit: Path | None, summary: Path | None) -> None:
                       f"{len(r.measurements)} measurements (`loopprobe probes RUN` lists them)", highlight=False)
     for line in outcome.recomputed:
         console.print(escape(line), highlight=False, soft_wrap=True)
-    if junit:
-        write_junit(junit, outcome)
-    if summary:
-        write_summary(summary, outcome)
+    try:
+        if junit:
+            write_junit(junit, outcome)
+        if summary:
+            write_summary(summary, outcome)
+    except (RunError, OSError) as e:
+        fail(str(e))
     failed = [g for g in outcome.gates if not g.passed]
     for g in failed:
         err_console.print(f"[bold red]gate failed:[/] {escape(g.message)}", highlight=False, soft_wrap=True)
-    if failed:
+    for condition, why in outcome.incomplete.items():
+        err_console.print(f"[bold red]incomplete:[/] {escape(condition)}: {escape(why)}; no gate on it holds",
+                          highlight=False, soft_wrap=True)
+    if failed or outcome.incomplete:
         raise typer.Exit(1)
     console.print(f"[bold green]PASSED[/]: {len(outcome.gates)} of {len(outcome.gates)} gates hold"
                   if outcome.gates else "no gates in this suite: nothing to fail")
@@ -133,6 +154,7 @@ def run(
         if not torch.cuda.is_available():
             err_console.print(f"[yellow]warning:[/] {suite_file} is a large suite (real pretrained models); on "
                               "this CPU-only machine a round takes hours. A GPU is advised.", soft_wrap=True)
+    _check_paths(out=out, junit=junit, summary=summary)
     t0 = time.perf_counter()
     try:
         outcome = run_suite(suite, out, cache, RichReporter(console), seeds)
@@ -159,6 +181,7 @@ def check(
     from probes import ProbeError
 
     suite = _load_suite(suite_file)
+    _check_paths(junit=junit, summary=summary)
     try:
         outcome = check_suite(suite, run_path)
     except (RunError, ProbeError) as e:
@@ -217,6 +240,28 @@ def verify_suites(
         raise typer.Exit(1)
 
 
+@app.command("verify")
+def verify_command(
+    path: Annotated[Path, typer.Argument(metavar="RUN|OUT", help="a run, condition or suite output directory")],
+) -> None:
+    """Check every file of recorded runs against the sha256 written with it; list what is damaged or missing.
+
+    Exit 0 when every file is intact, 1 when any is damaged, missing or unrecorded, 2 when PATH holds no run.
+    """
+    from harness.audit import audit
+
+    try:
+        checked, problems = audit(path)
+    except RunError as e:
+        fail(str(e))
+    for line in problems:
+        err_console.print(f"[bold red]damaged:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    if problems:
+        err_console.print(f"{len(problems)} problems in {path} ({checked} files checked)", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"[bold green]intact[/]: {checked} files of {path} match their recorded sha256", highlight=False)
+
+
 @app.command()
 def show(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
     """Print the per-round table of an existing run."""
@@ -251,9 +296,13 @@ def probes_command(
     try:
         view = RunView(run_dir)
         results = run_probes(view, {p: {} for p in probe} if probe else None)
-        path = write_results(run_dir, results)
     except (RunError, ProbeError) as e:
         fail(str(e))
+    try:
+        path = write_results(run_dir, results)
+    except RunError as e:  # a read-only run: print what was measured, say it was not kept
+        err_console.print(f"[yellow]warning:[/] probe results not saved: {escape(str(e))}", soft_wrap=True)
+        path = "nothing (not saved)"
     table = Table("probe", "measurement", "round", "value", "95% CI", "p", "p adj.", "fires", box=box.SIMPLE_HEAVY,
                   title=f"probes of {run_dir} (rounds {results.rounds[0]}..{results.rounds[-1]})")
     for m in results.measurements:

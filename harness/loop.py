@@ -7,7 +7,9 @@ Round 0 is the base model. Every round r:
   3. amplify:  k samples (or k IDA-composed traces) per pool question;
   4. select:   self-consistency, verifier, gold rationalization, judge or none -> selected.jsonl.
 Each round's files are written atomically and `round.json` last, so a killed run resumes at the first
-incomplete round with bit-identical results.
+incomplete round with bit-identical results. One process writes a run at a time (harness.lock). A fine-tune
+that fails (non-finite loss or weights, divergence) is recorded as the round's status (as is an empty training
+set: status no_update), never hidden: the run stops there (RoundFailed), or keeps the previous weights (`on_failure = "continue"`).
 """
 
 from __future__ import annotations
@@ -17,16 +19,27 @@ import math
 import platform
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 import transformers
 
-from harness.artifacts import Manifest, ReferenceRow, RunError, RunStore, SampleRow, SelectedRow
+from harness import faults
+from harness.artifacts import (
+    Manifest,
+    ReferenceRow,
+    RoundFailed,
+    RoundRecord,
+    RunError,
+    RunStore,
+    SampleRow,
+    SelectedRow,
+)
 from harness.config import RunConfig, config_hash
 from harness.domains import make_domain
 from harness.domains.base import Domain, Question, Splits
+from harness.lock import write_lock
 from harness.models.base import ModelBackend
 from harness.models.factory import base_model, load_checkpoint
 from harness.models.tiny.pretrain import CACHE_VERSION
@@ -37,7 +50,12 @@ from harness.strategies.amplify import decompose
 from harness.strategies.distill import training_set
 from harness.strategies.judge import judge_scores
 from harness.strategies.labeled import gold_filter, rationalizations, verifier
-from harness.strategies.select import keep_all, self_consistency, strip_labels, top_scored
+from harness.strategies.select import (
+    keep_all,
+    self_consistency,
+    strip_labels,
+    top_scored,
+)
 from harness.summary import record_round
 
 
@@ -124,12 +142,45 @@ def _finite(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
+# A fine-tune whose loss over its last steps is this many times its first step's has diverged.
+DIVERGENCE_FACTOR = 3.0
+
+
+def _finite_weights(model: ModelBackend) -> bool:
+    module = getattr(model, "model", None)
+    return module is None or all(bool(torch.isfinite(p).all()) for p in module.parameters())
+
+
+def _training_failure(model: ModelBackend, losses: list[float], stats) -> str | None:
+    """Why a fine-tune failed, or None."""
+    bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
+    if bad is not None:
+        return f"non-finite training loss ({losses[bad]}) at step {bad + 1}"
+    if not _finite_weights(model):
+        return "non-finite weights after fine-tuning"
+    if len(losses) >= 20 and stats.final_loss > DIVERGENCE_FACTOR * losses[0]:
+        return (f"the fine-tune diverged: loss over its last steps {stats.final_loss:.3g} > {DIVERGENCE_FACTOR:g} x "
+                f"its first step's {losses[0]:.3g}")
+    return None
+
+
 def base_key(cfg: RunConfig) -> str:
     return config_hash(cfg.domain, cfg.model, cfg.base, cfg.seed, f"tiny-v{CACHE_VERSION}")[:16]
 
 
 def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Reporter | None = None) -> RunStore:
-    reporter = reporter or SilentReporter()
+    """Run (or resume) the loop into `out`. Raises RoundFailed when a round's fine-tune fails and
+    `on_failure` is "stop"; RunError for anything the user can fix."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"{out}: cannot create the run directory ({e.strerror}); pass a writable --out") from None
+    with write_lock(out):
+        return _run_locked(cfg, out, cache_dir, reporter or SilentReporter())
+
+
+def _run_locked(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Reporter) -> RunStore:
     transformers.utils.logging.disable_progress_bar()  # checkpoint writes are ours to report
     torch.set_num_threads(cfg.threads)
     store = RunStore(out)
@@ -141,29 +192,55 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
     manifest = Manifest(config=cfg.model_dump(mode="json"), config_hash=config_hash(cfg), seed=cfg.seed,
                         base_model=base_info,
                         versions=_versions(), git_revision=_git_revision(),
-                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                        created=datetime.now(UTC).isoformat(timespec="seconds"))
     done = store.open(manifest)
+    failed = store.failed_round()
+    if failed is not None:  # deterministic: running it again would fail the same way
+        raise RoundFailed(f"{store.round_dir(failed.round)}: round {failed.round} failed ({failed.reason}); rounds "
+                          f"before it are intact; change the configuration, or delete that directory to retry it")
     if done:
         reporter.log(f"resuming {out}: rounds {done[0]}..{done[-1]} complete")
-        model = load_checkpoint(cfg.model, store.round_dir(done[-1]) / "model")
+        model = load_checkpoint(cfg.model, store.verified_model(done[-1]))
 
     for r in range(len(done), cfg.loop.rounds + 1):
         seconds: dict[str, float] = {}
-        training = None
+        training, status, reason = None, "complete", None
         t0 = time.perf_counter()
         if r > 0:  # distill
             pairs, kinds = training_set(store, r - 1, cfg.loop, domain, splits, derive_seed(cfg.seed, "mix", r))
             if cfg.loop.distill_from == "base":  # STaR and ReST-EM restart from the base every round
-                model = load_checkpoint(cfg.model, store.round_dir(0) / "model")
+                model = load_checkpoint(cfg.model, store.verified_model(0))
             steps = cfg.loop.steps if cfg.loop.steps and pairs else epoch_steps(len(pairs), cfg.loop.epochs,
                                                                                 cfg.loop.batch_size)
+            losses: list[float] = []
+
+            def on_step(step: int, loss: float, losses: list[float] = losses) -> bool:
+                advance(1)
+                faults.reached("step")
+                losses.append(loss)
+                return not math.isfinite(loss)  # stop at once: nothing after a NaN step is meaningful
+
             with reporter.task(f"round {r}: fine-tune ({len(pairs)})", steps) as advance:
                 stats = model.finetune(pairs, lr=cfg.loop.lr, epochs=cfg.loop.epochs, steps=cfg.loop.steps,
                                        batch_size=cfg.loop.batch_size, seed=derive_seed(cfg.seed, "distill", r),
-                                       on_step=lambda step, loss: advance(1) or False)
+                                       on_step=on_step)
             training = {"examples": len(pairs), **{f"examples_{k}": v for k, v in kinds.items()},
                         "steps": stats.steps, "trained_tokens": stats.tokens,
                         "mean_loss": _finite(stats.mean_loss), "final_loss": _finite(stats.final_loss)}
+            if not pairs:  # a loop that stalls: said in round.json, not a failure
+                status, reason = "no_update", f"empty training set: round {r - 1} selected nothing to train on"
+            elif (reason := _training_failure(model, losses, stats)) is not None:
+                seconds["distill"] = time.perf_counter() - t0
+                if cfg.loop.on_failure == "stop":
+                    store.finish_round(RoundRecord(round=r, status="failed", reason=reason, metrics={}, counts={},
+                                                   training=training, seconds=seconds, files=store.round_files(r)
+                                                   if store.round_dir(r).exists() else {}))
+                    raise RoundFailed(f"{store.round_dir(r) / 'round.json'}: round {r} failed: {reason}; rounds "
+                                      f"0..{r - 1} are intact (on_failure = \"continue\" keeps going with the "
+                                      "previous weights)")
+                reporter.log(f"[yellow]round {r}: {reason}; the update is rejected, round {r - 1}'s weights kept[/]")
+                model = load_checkpoint(cfg.model, store.verified_model(r - 1))
+                status = "rejected"
         seconds["distill"] = time.perf_counter() - t0
         store.write_model(r, model.save)
 
@@ -196,5 +273,5 @@ def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Report
         seconds["select"] = time.perf_counter() - t0
 
         record_round(store, r, evals=evals, reference=reference, samples=samples, selected=selected,
-                     training=training, seconds=seconds)
+                     training=training, seconds=seconds, status=status, reason=reason)
     return store

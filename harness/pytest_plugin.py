@@ -81,6 +81,28 @@ class GateItem(pytest.Item):
         return self.config.getoption("--loopprobe-suite"), None, self.name
 
 
+class CompleteItem(pytest.Item):
+    """A condition's runs finished every round without a failed one: a run that did not finish never
+    passes, even in a suite without gates."""
+
+    def __init__(self, *, condition: str, **kwargs):
+        super().__init__(**kwargs)
+        self.condition = condition
+
+    def runtest(self) -> None:
+        why = outcome(self.config).incomplete.get(self.condition)
+        if why:
+            raise GateFailed(f"[{self.condition}] the run is incomplete: {why}")
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, GateFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.config.getoption("--loopprobe-suite"), None, self.name
+
+
 class GateFailed(Exception):
     pass
 
@@ -89,7 +111,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     suite = _suite(config)
     if suite is None:
         return
+    for condition in suite.condition_names():
+        items.append(CompleteItem.from_parent(session, name=f"complete[{condition}]", condition=condition))
     for i, gate in enumerate(suite.gates):
+        if gate.baseline is not None:  # one difference between two conditions
+            label = f"{gate.condition} − {gate.baseline}"
+            items.append(GateItem.from_parent(session, name=f"gate {gate.describe()}", index=i, condition=label))
+            continue
         for condition in suite.condition_names():
             if gate.condition in (None, condition):
                 items.append(GateItem.from_parent(session, name=f"gate[{condition}] {gate.describe()}",

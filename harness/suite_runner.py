@@ -4,13 +4,18 @@ then the gates. Layout:
     OUT/<condition>/seed-<n>/   one run directory each (resumable)
     OUT/<condition>/probes.json the pooled measurements of that condition
     OUT/suite.json              the verdict: every gate with its measurement
+
+One process writes a suite output at a time (harness.lock). A run that stops on a failed round does not stop
+the suite: the other conditions still run, and the verdict says the failed one is incomplete.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.artifacts import RunError, write_atomic
+from harness.artifacts import RoundFailed, RunError, write_atomic
+from harness.integrity import dump_checked
+from harness.lock import write_lock
 from harness.progress import Reporter, SilentReporter
 from harness.suite import Suite
 from probes import PooledRunView, RunView, incomplete, results_for
@@ -27,11 +32,20 @@ def run_suite(suite: Suite, out: Path, cache_dir: Path | None, reporter: Reporte
 
     reporter = reporter or SilentReporter()
     seeds = seeds or suite.suite.seeds
-    for condition in suite.condition_names():
-        for seed in seeds:
-            reporter.log(f"[bold]{suite.suite.name}[/]: condition {condition}, seed {seed}")
-            run_loop(suite.run_config(condition, seed), run_dir(out, condition, seed), cache_dir, reporter)
-    return check_suite(suite, out, seeds)
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"{out}: cannot create the output directory ({e.strerror}); pass a writable --out") from None
+    with write_lock(out):
+        for condition in suite.condition_names():
+            for seed in seeds:
+                reporter.log(f"[bold]{suite.suite.name}[/]: condition {condition}, seed {seed}")
+                try:
+                    run_loop(suite.run_config(condition, seed), run_dir(out, condition, seed), cache_dir, reporter)
+                except RoundFailed as e:  # recorded in the run; its gates cannot hold
+                    reporter.log(f"[bold red]{e}[/]")
+        return check_suite(suite, out, seeds)
 
 
 def check_suite(suite: Suite, out: Path, seeds: list[int] | None = None) -> SuiteOutcome:
@@ -58,8 +72,11 @@ def check_suite(suite: Suite, out: Path, seeds: list[int] | None = None) -> Suit
     results, recomputed = {}, []
     for c, v in views.items():
         results[c], why = results_for(v, write_to[c], selection, suite.suite.correction, suite.suite.q)
+        unsaved = why.pop("(not saved)", None)
         if len(why) < len(selection):  # some were current: say which were not
             recomputed += [f"{c}: recomputed {pid} ({reason})" for pid, reason in why.items()]
+        if unsaved:
+            recomputed.append(f"{c}: probe results not saved ({unsaved})")
     unfinished = {c: incomplete(v, suite.run_config(c, seeds[0]).loop.rounds) for c, v in views.items()}
     gates = []
     for g in suite.gates:
@@ -71,7 +88,10 @@ def check_suite(suite: Suite, out: Path, seeds: list[int] | None = None) -> Suit
             gates += [evaluate(g, c, results[c].measurements, unfinished[c]) for c in results
                       if g.condition in (None, c)]
     outcome = SuiteOutcome(suite=suite.suite.name, seeds=seeds, conditions=results, gates=gates,
-                           recomputed=recomputed)
+                           recomputed=recomputed, incomplete={c: why for c, why in unfinished.items() if why})
     if not (out / "manifest.json").exists():
-        write_atomic(out / "suite.json", outcome.model_dump_json(indent=1))
+        try:
+            write_atomic(out / "suite.json", dump_checked(outcome))
+        except RunError as e:  # a read-only output: the verdict is printed, not kept
+            outcome.recomputed.append(f"suite.json not saved ({e})")
     return outcome

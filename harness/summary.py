@@ -6,7 +6,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.artifacts import ReferenceRow, RoundRecord, RunStore, SampleRow, SelectedRow, sha256_file, write_jsonl
+from harness.artifacts import (
+    ReferenceRow,
+    RoundRecord,
+    RunStore,
+    SampleRow,
+    SelectedRow,
+    write_jsonl,
+)
 from harness.strategies.select import majority_vote
 
 # A pool question is "confident" when its majority answer has at least this share of the k votes. One
@@ -60,14 +67,16 @@ def summarise_round(samples: Sequence[SampleRow], evals: Sequence[SampleRow], se
 
 def record_round(store: RunStore, r: int, *, evals: Sequence[SampleRow], reference: Sequence[ReferenceRow],
                  samples: Sequence[SampleRow], selected: Sequence[SelectedRow],
-                 training: dict | None = None, seconds: dict[str, float] | None = None) -> RoundRecord:
-    """Write a round's files atomically, then its round.json (summary, hashes) last, marking it complete."""
+                 training: dict | None = None, seconds: dict[str, float] | None = None,
+                 status: str = "complete", reason: str | None = None) -> RoundRecord:
+    """Write a round's files atomically, then its round.json (summary, the sha256 of every file of the round,
+    checkpoint included) last, marking it recorded."""
     files = {"eval.jsonl": evals, "reference.jsonl": reference, "samples.jsonl": samples,
              "selected.jsonl": selected}
     for name, rows in files.items():
         write_jsonl(store.round_dir(r) / name, rows)
     metrics, counts = summarise_round(samples, evals, selected, reference)
-    record = RoundRecord(round=r, metrics=metrics, counts=counts, training=training, seconds=seconds or {},
-                         files={name: sha256_file(store.round_dir(r) / name) for name in files})
+    record = RoundRecord(round=r, status=status, reason=reason, metrics=metrics, counts=counts,  # type: ignore[arg-type]
+                         training=training, seconds=seconds or {}, files=store.round_files(r))
     store.finish_round(record)
     return record

@@ -12,15 +12,16 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from harness.artifacts import RunError, write_atomic
+from harness.integrity import dump_checked, load_checked
 from probes import stats
 from probes._api import Measurement, Probe, ProbeError, get_probe, registry
 from probes._records import ITEMS_FILE, RecordKey, decode, encode
 from probes._view import PooledRunView, RunView
 
-RESULTS_SCHEMA_VERSION = 2
+RESULTS_SCHEMA_VERSION = 3  # 3: probes.json carries a checksum of its own content
 CorrectionMethod = Literal["bh", "holm", "none"]
 # The loop settings each kind of artifact was produced under: measurements of runs that differ in them are
 # measurements of different things (compare refuses them).
@@ -73,6 +74,7 @@ class ProbeResults(BaseModel):
     measurements: list[Measurement]
     items_file: str | None = None
     items_sha256: str | None = None
+    checksum: str | None = None  # sha256 of the rest (harness.integrity): an edited verdict is caught
     _records: dict[RecordKey, stats.ItemValues] | None = PrivateAttr(None)
 
     def records(self) -> dict[RecordKey, stats.ItemValues]:
@@ -190,7 +192,9 @@ def write_results(run_dir: Path | str, results: ProbeResults) -> Path:
     write_atomic(run_dir / ITEMS_FILE, data)
     results.items_file, results.items_sha256 = ITEMS_FILE, hashlib.sha256(data).hexdigest()
     path = run_dir / "probes.json"
-    write_atomic(path, results.model_dump_json(indent=1))
+    text = dump_checked(results)
+    write_atomic(path, text)
+    results.checksum = json.loads(text)["checksum"]
     return path
 
 
@@ -202,12 +206,11 @@ def read_results(run_dir: Path | str) -> ProbeResults | None:
         return None
     try:
         raw = json.loads(path.read_text())
-        if not isinstance(raw, dict) or raw.get("schema_version") != RESULTS_SCHEMA_VERSION:
-            return None  # an older schema: recomputed
-        results = ProbeResults.model_validate(raw)
-    except (ValidationError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"{path}: not valid probe results ({str(e).splitlines()[0]}); delete it and it is "
-                       "recomputed") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        raw = None  # load_checked names the problem below
+    if isinstance(raw, dict) and raw.get("schema_version") != RESULTS_SCHEMA_VERSION:
+        return None  # an older schema: recomputed
+    results = load_checked(path, ProbeResults, "delete it and it is recomputed")
     if not results.items_file or not (Path(run_dir) / results.items_file).exists():
         return None
     data = (Path(run_dir) / results.items_file).read_bytes()
@@ -279,14 +282,22 @@ def results_for(view: RunView | PooledRunView, root: Path | str, selection: dict
         infos.append(info)
         measurements += found
     results = _assemble(view, infos, measurements, method, level)  # reused measurements carry their records
+    why = {k: v for k, v in why.items() if k}
     if write:
-        write_results(root, results)
-    return results, {k: v for k, v in why.items() if k}
+        try:
+            write_results(root, results)
+        except RunError as e:  # a read-only run: the verdict stands, the cache is not kept
+            why["(not saved)"] = str(e)
+    return results, why
 
 
 def incomplete(view: RunView | PooledRunView, configured: int | None = None) -> str | None:
-    """Why a run (or every seed of a condition) did not finish, or None: fewer complete rounds than its
-    configuration (`configured`, default the manifest's loop.rounds) asks for."""
+    """Why a run (or every seed of a condition) did not finish, or None: a round whose fine-tune failed
+    (failed or rejected), or fewer complete rounds than its configuration (`configured`, default the
+    manifest's loop.rounds) asks for."""
+    bad = getattr(view, "bad_rounds", {})
+    if bad:
+        return "; ".join(bad[r] for r in sorted(bad))
     if configured is None:
         loop = view.config.get("loop") or {}
         configured = loop.get("rounds") if isinstance(loop.get("rounds"), int) else None

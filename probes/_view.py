@@ -6,14 +6,13 @@ one fixed item order (questions sorted by id, samples by index), so two rounds c
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from harness.artifacts import RunError, RunStore
+from harness.artifacts import RunError, RunStore, read_json_rows
 
 
 @dataclass(frozen=True)
@@ -97,8 +96,16 @@ class RunView:
         if not self.rounds:
             raise RunError(f"{root}: no complete round yet; run or resume it with `loopprobe run --out {root}`")
         self._cache: dict[tuple, object] = {}
-        # read once: the recorded hashes are what probes' input fingerprints are made of
+        # read once (checksums verified): the recorded hashes are what probes' input fingerprints are made of
         self._round_records = {r: self._store.read_round(r).model_dump() for r in self.rounds}
+        failed = self._store.failed_round()
+        # rounds whose fine-tune failed: rejected (evaluated with the previous weights) or failed (the run stopped)
+        self.bad_rounds: dict[int, str] = {
+            r: f"round {r} {rec['status']}: {rec['reason']}" for r, rec in self._round_records.items()
+            if rec["status"] in ("failed", "rejected")}
+        self.stalled_rounds = [r for r, rec in self._round_records.items() if rec["status"] == "no_update"]
+        if failed is not None:
+            self.bad_rounds[failed.round] = f"round {failed.round} failed: {failed.reason}"
 
     @property
     def name(self) -> str:
@@ -118,10 +125,12 @@ class RunView:
         if key not in self._cache:
             if r not in self.rounds:
                 raise RunError(f"{self._store.root}: round {r} is not complete (complete: {list(self.rounds)})")
-            path = self._store.round_dir(r) / file
-            with open(path) as f:
-                self._cache[key] = [json.loads(line) for line in f]
+            self._cache[key] = read_json_rows(self._store.verified(r, file))
         return self._cache[key]  # type: ignore[return-value]
+
+    def path(self, r: int, name: str) -> Path:
+        """A file of round r (e.g. "inspect/<task>.eval"), checked against the sha256 its round.json records."""
+        return self._store.verified(r, name)
 
     def samples(self, r: int, split: str = "pool", decoding: str = "sample") -> SampleTable:
         """Pool samples (split "pool"), or test/ood decodings ("greedy" or "sample") of round r."""
@@ -179,6 +188,7 @@ class PooledRunView:
             raise RunError("the pooled runs share no complete round")
         self._prefixes = [f"{v.name}/" for v in views]
         self._cache: dict[tuple, object] = {}
+        self.bad_rounds = {r: f"{v.name}: {why}" for v in views for r, why in v.bad_rounds.items()}
 
     @property
     def name(self) -> str:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, model_validator
 
 from probes._api import Measurement, ProbeError
 from probes._runner import ProbeResults
@@ -29,12 +29,13 @@ class GateSpec(BaseModel):
 
     probe: str
     stat: str
-    max: float | None = None
-    min: float | None = None
+    max: Annotated[float, Strict(), AllowInfNan(False)] | None = Field(None, description="a finite number")
+    min: Annotated[float, Strict(), AllowInfNan(False)] | None = Field(None, description="a finite number")
     use: Literal["value", "ci_low", "ci_high"] = "value"
     condition: str | None = None
     baseline: str | None = Field(None, description="gate condition minus this condition (needs condition)")
-    round: int | None = Field(None, ge=0, description="difference gates: the round (default: the last)")
+    round: Annotated[int, Strict()] | None = Field(None, ge=0, le=100,
+                                                   description="difference gates: the round (default: the last)")
 
     @model_validator(mode="after")
     def _bounded(self) -> GateSpec:
@@ -146,7 +147,9 @@ class SuiteOutcome(BaseModel):
     conditions: dict[str, ProbeResults]
     gates: list[GateResult]
     recomputed: list[str] = []  # probes whose recorded results were stale and were recomputed, with why
+    incomplete: dict[str, str] = {}  # condition -> why its runs did not finish (a failed round, missing rounds)
+    checksum: str | None = None  # sha256 of the rest (harness.integrity)
 
     @property
     def passed(self) -> bool:
-        return all(g.passed for g in self.gates)
+        return not self.incomplete and all(g.passed for g in self.gates)

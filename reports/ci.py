@@ -16,17 +16,21 @@ def junit_xml(outcome) -> str:
     """One testsuite per suite outcome (one, or a list of them), one testcase per gate."""
     outcomes = outcome if isinstance(outcome, list) else [outcome]
     gates = [g for o in outcomes for g in o.gates]
-    failures = sum(not g.passed for g in gates)
-    suites = ET.Element("testsuites", name="loopprobe", tests=str(len(gates)), failures=str(failures))
+    failures = sum(not g.passed for g in gates) + sum(len(o.incomplete) for o in outcomes)
+    tests = len(gates) + sum(len(o.incomplete) for o in outcomes)
+    suites = ET.Element("testsuites", name="loopprobe", tests=str(tests), failures=str(failures))
     for o in outcomes:
         _testsuite(suites, o)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True)
 
 
 def _testsuite(parent: ET.Element, outcome) -> None:
-    failures = sum(not g.passed for g in outcome.gates)
-    suite = ET.SubElement(parent, "testsuite", name=outcome.suite, tests=str(len(outcome.gates)),
+    failures = sum(not g.passed for g in outcome.gates) + len(outcome.incomplete)
+    suite = ET.SubElement(parent, "testsuite", name=outcome.suite, tests=str(len(outcome.gates) + len(outcome.incomplete)),
                           failures=str(failures), errors="0", skipped="0")
+    for condition, why in outcome.incomplete.items():  # a run that did not finish fails even with no gates
+        case = ET.SubElement(suite, "testcase", classname=f"loopprobe.{outcome.suite}.{condition}", name="complete")
+        ET.SubElement(case, "failure", message=why, type="RunIncomplete").text = why
     for g in outcome.gates:
         case = ET.SubElement(suite, "testcase", classname=f"loopprobe.{outcome.suite}.{g.condition}",
                              name=g.gate.describe())
@@ -38,9 +42,10 @@ def _testsuite(parent: ET.Element, outcome) -> None:
 
 def summary_markdown(outcome) -> str:
     failed = [g for g in outcome.gates if not g.passed]
-    verdict = "FAILED" if failed else "PASSED"
+    verdict = "FAILED" if failed or outcome.incomplete else "PASSED"
     lines = [f"## loopprobe suite `{outcome.suite}`: {verdict}", "",
              f"{len(outcome.gates) - len(failed)} of {len(outcome.gates)} gates hold; seeds {outcome.seeds}.", ""]
+    lines += [f"- ❌ **{c} is incomplete**: {why}; no gate on it holds" for c, why in outcome.incomplete.items()]
     if outcome.gates:
         lines += ["| | condition | gate | value | 95% CI |", "|---|---|---|---|---|"]
         for g in outcome.gates:

@@ -8,10 +8,16 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from harness.artifacts import RunError
-from probes import PooledRunView, ProbeResults, RunView, read_results, registry, results_for
+from harness.artifacts import RunError, RunStore
+from harness.integrity import load_checked
+from probes import (
+    PooledRunView,
+    ProbeResults,
+    RunView,
+    read_results,
+    registry,
+    results_for,
+)
 from probes.gates import SuiteOutcome
 
 _WHAT = "pass a run directory (with manifest.json), a condition directory (with seed-*/) or a suite output " \
@@ -82,11 +88,7 @@ def read_outcome(out: Path) -> SuiteOutcome | None:
     path = Path(out) / "suite.json"
     if not path.exists():
         return None
-    try:
-        return SuiteOutcome.model_validate_json(path.read_text())
-    except (ValidationError, ValueError) as e:
-        raise RunError(f"{path}: not a valid suite outcome ({str(e).splitlines()[0]}); "
-                       f"recompute it with `loopprobe check {out} SUITE`") from None
+    return load_checked(path, SuiteOutcome, f"recompute it with `loopprobe check {out} SUITE`")
 
 
 def suite_sources(out: Path) -> tuple[SuiteOutcome | None, list[Source]]:
@@ -147,11 +149,11 @@ def prompts(source: Source, ids: set[str]) -> dict[str, str]:
     for run in source.run_dirs:
         prefix = f"{run.name}/" if pooled else ""
         wanted = {i[len(prefix):] for i in ids if i.startswith(prefix)}
-        r0 = run / f"round-{source.view.rounds[0]:03d}"
+        store = RunStore(run)
         for file in ("samples.jsonl", "eval.jsonl"):
-            if not wanted or not (r0 / file).exists():
+            if not wanted:
                 continue
-            with open(r0 / file) as f:
+            with open(store.verified(source.view.rounds[0], file)) as f:
                 for line in f:
                     if not wanted:
                         break

@@ -18,7 +18,7 @@ from scipy.stats import binomtest
 
 from harness.artifacts import RunStore
 from probes import RunView, get_probe, run_probes
-from probes.testing import RoundSpec, clean_rounds, write_synthetic_run
+from probes.testing import RoundSpec, clean_rounds, reseal_round, write_synthetic_run
 
 SMALL = dict(n_pool=150, n_test=150, n_ood=100, n_ref=100)
 DRIFT = ("drift.accuracy", "drift.answer_js", "drift.reference_nll", "drift.length")
@@ -249,6 +249,7 @@ def test_unfinished_share_fires(tmp_path_factory):
         if rng.uniform() < 0.2:
             row["finished"] = False
     file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    reseal_round(path, 1)
     ms = measure("drift.length", path)
     m = ms["unfinished.delta_vs_round0"]
     assert m.fires and m.value == pytest.approx(sum(not r["finished"] for r in rows) / len(rows))

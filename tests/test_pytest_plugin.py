@@ -17,14 +17,14 @@ def test_each_gate_is_a_test_and_fixtures_give_the_measurements(pytester, tmp_pa
     pytester.makepyfile(test_user=USER_TEST)
     result = pytester.runpytest_inprocess("--loopprobe-suite", str(suite), "--loopprobe-out", str(tmp_path / "out"),
                                           "-p", "no:cacheprovider", "-rA")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, failed=1)  # complete[default], one gate, the user test
     result.stdout.fnmatch_lines(["*gate failed: [[]default] attractor.answer_entropy: entropy <= -1: above max*"])
     result.stdout.fnmatch_lines(["*PASSED*gate[[]default] cw.rate: rate <= 1*"])
 
     # the recorded runs can be re-checked without running the loop again
     again = pytester.runpytest_inprocess("--loopprobe-suite", str(suite), "--loopprobe-run", str(tmp_path / "out"),
                                          "-p", "no:cacheprovider")
-    again.assert_outcomes(passed=2, failed=1)
+    again.assert_outcomes(passed=3, failed=1)
 
 
 def test_a_bad_suite_is_a_usage_error(pytester, tmp_path):

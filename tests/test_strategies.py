@@ -9,7 +9,7 @@ import re
 import pytest
 from hypothesis import given, strategies as st
 
-from harness.artifacts import RunStore, SelectedRow, write_jsonl
+from harness.artifacts import RoundRecord, RunStore, SelectedRow, write_jsonl
 from harness.config import LoopConfig
 from harness.domains.arithmetic import ArithmeticConfig, ArithmeticDomain, add_rationale, make_question
 from harness.loop import run_loop, select
@@ -170,6 +170,8 @@ def _store_with_selections(tmp_path, n_rounds=2):
         write_jsonl(store.round_dir(r) / "selected.jsonl", [
             SelectedRow(question_id=f"q{r}{i}", round=r, sample_index=0, prompt=f"Q: {r}+{i}\n",
                         completion=f"{r}+{i}={r + i}\nA: {r + i}", answer=r + i, vote_share=1.0) for i in range(10)])
+        store.finish_round(RoundRecord(round=r, metrics={}, counts={}, training=None, seconds={},
+                                       files=store.round_files(r)))  # reads are checked against these hashes
     return store
 
 

@@ -12,6 +12,7 @@ import pytest
 import scipy.stats
 
 from harness.artifacts import RunError
+from harness.integrity import write_checked_json
 from harness.suite import SuiteError, parse_suite
 from harness.suite_runner import check_suite, run_suite
 from probes import (Probe, RunView, get_probe, probe, read_results, registry, results_for, run_probes, stats,
@@ -197,13 +198,13 @@ def test_compare_refuses_other_settings_and_other_domains(runs, tmp_path):
     b = Path(shutil.copytree(runs["clean"], tmp_path / "k16"))
     manifest = json.loads((b / "manifest.json").read_text())
     manifest["config"]["loop"]["temperature"] = 1.3
-    (b / "manifest.json").write_text(json.dumps(manifest))
+    write_checked_json(b / "manifest.json", manifest)
     pair = compare(expand([a, b])).pairs[0]
     refused = {r.probe: r.reason for r in pair.refused}
     assert "temperature" in refused["cw.rate"] and "drift.reference_nll" not in refused
     assert not any(d.probe == "cw.rate" for d in pair.differences)
     manifest["config"]["domain"] = {"name": "word_problems"}
-    (b / "manifest.json").write_text(json.dumps(manifest))
+    write_checked_json(b / "manifest.json", manifest)
     shutil.rmtree(b / "probes.json", ignore_errors=True)
     pair = compare(expand([a, b])).pairs[0]
     assert "different questions" in pair.note and not pair.differences and not pair.headlines
@@ -320,7 +321,7 @@ def test_a_parameter_change_recomputes_only_that_probe(runs, tmp_path):
     assert json.loads((run / "probes.json").read_text())["probes"][0]["params"]["tau"] == 0.9
     data = json.loads((run / "probes.json").read_text())
     data["probes"][1]["code"] = "0" * 64  # as if drift.accuracy's source had changed since
-    (run / "probes.json").write_text(json.dumps(data))
+    write_checked_json(run / "probes.json", data)
     _, why = results_for(RunView(run), run, {**selection, "cw.rate": {"tau": 0.9}})
     assert why == {"drift.accuracy": "its code changed"}
 
@@ -330,7 +331,7 @@ def test_check_says_stale_and_recomputes(two_arms):
     probes_json = out / "tau05" / "probes.json"
     data = json.loads(probes_json.read_text())
     data["probes"][0]["inputs"]["0"] = "f" * 64  # as if round 0's artifacts had changed
-    probes_json.write_text(json.dumps(data))
+    write_checked_json(probes_json, data)
     _, why = results_for(RunView(out / "tau05" / "seed-3"), out / "tau05",
                          {p["id"]: p["params"] for p in data["probes"]})
     assert why == {data["probes"][0]["id"]: "the artifacts it reads changed"}

@@ -18,7 +18,7 @@ def training_set(store: RunStore, upto: int, loop: LoopConfig, domain, splits: S
                  seed: int) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """(prompt, completion) pairs for round `upto + 1`, and how many of each kind."""
     rounds = list(range(upto + 1)) if loop.data_policy == "accumulate" else [upto]
-    rows = [row for r in rounds for row in read_jsonl(store.round_dir(r) / "selected.jsonl", SelectedRow)]
+    rows = [row for r in rounds for row in read_jsonl(store.verified(r, "selected.jsonl"), SelectedRow)]
     pairs: list[tuple[str, str]] = []
     for row in rows:
         for fmt in loop.formats:

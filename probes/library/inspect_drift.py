@@ -17,13 +17,13 @@ from probes._api import Concern
 INSPECT_DIR = "inspect"
 
 
-def _roots(run) -> list[tuple[str, Path]]:
-    """(item-id prefix, run directory) of a run, or of each run of a pooled view (ids prefixed as in
-    PooledRunView, so items of different seeds stay distinct)."""
+def _roots(run) -> list[tuple[str, RunView]]:
+    """(item-id prefix, run) of a run, or of each run of a pooled view (ids prefixed as in PooledRunView,
+    so items of different seeds stay distinct)."""
     views = getattr(run, "views", None)
     if views is None:
-        return [("", Path(run.root))]
-    return [(f"{v.name}/", Path(v.root)) for v in views]
+        return [("", run)]
+    return [(f"{v.name}/", v) for v in views]
 
 
 def _values(score: Any) -> dict[str, float]:
@@ -82,11 +82,12 @@ class InspectTaskDrift(Probe):
     def measure(self, run: RunView):
         roots = _roots(run)
         found: dict[str, dict[int, list[tuple[str, Path]]]] = {}
-        for prefix, root in roots:
+        for prefix, view in roots:
             for r in run.rounds:
-                for path in sorted((root / f"round-{r:03d}" / INSPECT_DIR).glob("*.eval")):
+                for path in sorted((Path(view.root) / f"round-{r:03d}" / INSPECT_DIR).glob("*.eval")):
                     if self.params.tasks is None or path.stem in self.params.tasks:
-                        found.setdefault(path.stem, {}).setdefault(r, []).append((prefix, path))
+                        verified = view.path(r, f"{INSPECT_DIR}/{path.name}") if hasattr(view, "path") else path
+                        found.setdefault(path.stem, {}).setdefault(r, []).append((prefix, verified))
         if not found:
             return [self.measurement("score", None, details={
                 "reason": "no inspect logs in this run (round-NNN/inspect/<task>.eval); add inspect tasks to "

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from harness import faults
 from harness.models.base import Completion
 from harness.models.tiny.tokenizer import CharTokenizer
 
@@ -75,6 +76,7 @@ def sample(model, tokenizer: CharTokenizer, prompts: list[str], k: int, temperat
     results: list[list[Completion | None]] = [[None] * k for _ in prompts]
     start = 0
     while start < len(rows):
+        faults.reached("sample")
         length = len(encoded[rows[start][0]])
         stop = start
         while stop < len(rows) and stop - start < batch_size and len(encoded[rows[stop][0]]) == length:
