@@ -145,6 +145,12 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         raise
 
 
+def share_permissions(directory: Path) -> None:
+    """Give a directory written by a library (safetensors writes 0600) the modes of every other artifact."""
+    for path in [Path(directory), *Path(directory).rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~_UMASK)
+
+
 def write_jsonl(path: Path, rows: Iterable[BaseModel]) -> None:
     write_atomic(path, "".join(r.model_dump_json() + "\n" for r in rows))
 
@@ -262,6 +268,7 @@ class RunStore:
         tmp = self.round_dir(r) / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         save(tmp)
+        share_permissions(tmp)
         faults.reached("model")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -303,8 +310,16 @@ class RunStore:
             self.verified(r, name)
         return self.round_dir(r) / "model"
 
-    def problems(self) -> list[str]:
-        """Every damaged, missing or unrecorded file of the run, one line each (`loopprobe verify`)."""
+    def verify_all(self) -> None:
+        """Check every recorded file of the run (once per file per process); DamagedFile naming the first
+        damaged one and how many more. Readers whose verdict rests on the whole run call this first."""
+        problems = self.problems(strays=False)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise DamagedFile(f"{problems[0]}{more}; `loopprobe verify {self.root}` lists every damaged file")
+
+    def problems(self, strays: bool = True) -> list[str]:
+        """Every damaged, missing or (`strays`) unrecorded file of the run, one line each (`loopprobe verify`)."""
         found = []
         try:
             self.read_manifest()
@@ -321,7 +336,7 @@ class RunStore:
                     self.verified(r, name)
                 except RunError as e:
                     found.append(str(e))
-            if record.schema_version >= 2:
+            if strays and record.schema_version >= 2:
                 extra = sorted(set(self.round_files(r)) - set(record.files))
                 found += [f"{self.round_dir(r) / n}: not recorded in its round.json (a stray file: remove it)"
                           for n in extra]

@@ -26,16 +26,8 @@ import torch
 import transformers
 
 from harness import faults
-from harness.artifacts import (
-    Manifest,
-    ReferenceRow,
-    RoundFailed,
-    RoundRecord,
-    RunError,
-    RunStore,
-    SampleRow,
-    SelectedRow,
-)
+from harness.artifacts import (Manifest, ReferenceRow, RoundFailed, RoundRecord, RunError, RunStore,
+                              SampleRow, SelectedRow)
 from harness.config import RunConfig, config_hash
 from harness.domains import make_domain
 from harness.domains.base import Domain, Question, Splits
@@ -142,8 +134,9 @@ def _finite(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-# A fine-tune whose loss over its last steps is this many times its first step's has diverged.
-DIVERGENCE_FACTOR = 3.0
+# A fine-tune whose loss over its last steps is this many times its first step's, and at least
+# DIVERGENCE_NATS above it, has diverged (the margin keeps batch-to-batch noise of near-zero losses out).
+DIVERGENCE_FACTOR, DIVERGENCE_NATS = 3.0, 1.0
 
 
 def _finite_weights(model: ModelBackend) -> bool:
@@ -158,7 +151,7 @@ def _training_failure(model: ModelBackend, losses: list[float], stats) -> str | 
         return f"non-finite training loss ({losses[bad]}) at step {bad + 1}"
     if not _finite_weights(model):
         return "non-finite weights after fine-tuning"
-    if len(losses) >= 20 and stats.final_loss > DIVERGENCE_FACTOR * losses[0]:
+    if len(losses) >= 2 and stats.final_loss > max(DIVERGENCE_FACTOR * losses[0], losses[0] + DIVERGENCE_NATS):
         return (f"the fine-tune diverged: loss over its last steps {stats.final_loss:.3g} > {DIVERGENCE_FACTOR:g} x "
                 f"its first step's {losses[0]:.3g}")
     return None
@@ -198,7 +191,8 @@ def _run_locked(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Rep
     if failed is not None:  # deterministic: running it again would fail the same way
         raise RoundFailed(f"{store.round_dir(failed.round)}: round {failed.round} failed ({failed.reason}); rounds "
                           f"before it are intact; change the configuration, or delete that directory to retry it")
-    if done:
+    if done:  # what the resumed run extends must be what was recorded: every file, checkpoints included
+        store.verify_all()
         reporter.log(f"resuming {out}: rounds {done[0]}..{done[-1]} complete")
         model = load_checkpoint(cfg.model, store.verified_model(done[-1]))
 

@@ -92,6 +92,7 @@ class RunView:
     def __init__(self, root: Path | str):
         self._store = RunStore(Path(root))
         self.manifest = self._store.read_manifest()
+        self._store.verify_all()  # every verdict over the run rests on intact files: checked once per process
         self.rounds: tuple[int, ...] = tuple(self._store.complete_rounds())
         if not self.rounds:
             raise RunError(f"{root}: no complete round yet; run or resume it with `loopprobe run --out {root}`")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import faults
+from harness.artifacts import share_permissions
 from harness.domains.base import Domain, Question, Splits
 from harness.integrity import file_hash, tree_hashes
 from harness.models.tiny import training
@@ -113,6 +114,7 @@ def load_or_train_base(domain: Domain, splits: Splits, model_cfg: TinyConfig, ba
             tmp = path.with_name(f".{key}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             model.save(tmp)
+            share_permissions(tmp)
             (tmp / "base.json").write_text(json.dumps({**info, "files": tree_hashes(tmp)}, indent=2))
             faults.reached("cache")
             if path.exists():  # a damaged entry (or another process's, identical): ours replaces it
