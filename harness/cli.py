@@ -73,6 +73,27 @@ def _load_suite(path: Path):
         fail(str(e))
 
 
+_Force = Annotated[bool, typer.Option("--force", help="run even when the cost estimate exceeds the machine or the "
+                                                      "suite's max_hours")]
+
+
+def _check_cost(suite, seeds: list[int], out: Path, cache: Path | None, force: bool, where: str) -> None:
+    """Print the suite's cost estimate (one line) and refuse it (exit 2) when it exceeds this machine or the
+    suite's max_hours, unless forced: before any work (harness.cost)."""
+    from harness.cost import check, estimate, machine_limits, problems
+    from harness.suite import SuiteError
+
+    try:
+        est = estimate(suite, seeds, cache=cache is not None, cache_dir=cache)
+        console.print(escape(est.describe()), highlight=False, soft_wrap=True)
+        limits = machine_limits(suite, out)
+        check(est, limits, force)
+    except SuiteError as e:
+        fail(f"{where}: {e}")
+    for problem in problems(est, limits):  # forced
+        err_console.print(f"[yellow]warning:[/] {escape(problem)} (--force)", highlight=False, soft_wrap=True)
+
+
 def _check_paths(out: Path | None = None, junit: Path | None = None, summary: Path | None = None) -> None:
     """Every path the command will write is writable: checked before any work starts."""
     from harness import preflight
@@ -134,6 +155,7 @@ def run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="always train the base model")] = False,
     junit: _Junit = None,
     summary: _Summary = None,
+    force: _Force = False,
 ) -> None:
     """Run a suite (default: suites/smoke.toml): the loop for each condition and seed, its probes, its gates.
 
@@ -148,6 +170,7 @@ def run(
     out = out or Path("runs") / f"{suite.suite.name}-{datetime.now():%Y%m%d-%H%M%S}"
     cache = None if no_cache else (cache_dir or default_cache_dir())
     seeds = [seed] if seed is not None else suite.suite.seeds
+    _check_cost(suite, seeds, out, cache, force, str(suite_file))
     if suite.suite.size == "large":
         import torch
 
@@ -197,6 +220,7 @@ def verify_suites(
     budget: Annotated[float | None, typer.Option(help="seconds: run the suites whose measured runtime fits")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="base-model cache (default ~/.cache/loopprobe)")] = None,
     junit: _Junit = None,
+    force: _Force = False,
 ) -> None:
     """Run shipped suites and print every gate with its value, CI and the suite's runtime; exit 1 if a gate fails."""
     import torch
@@ -214,6 +238,8 @@ def verify_suites(
         fail(str(e))
     for name, why in chosen.skipped:
         console.print(f"skipped {name}: {why}", highlight=False)
+    for name, suite in chosen.run:  # every suite's cost before any work
+        _check_cost(suite, suite.suite.seeds, out / name, cache_dir or default_cache_dir(), force, name)
     table = Table("", "suite", "gate", "value", "95% CI", "method", "runtime", box=box.SIMPLE_HEAVY,
                   title="verify-suites")
     failed, outcomes = 0, []

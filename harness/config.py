@@ -8,6 +8,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from harness.bounds import (
+    MAX_BATCH,
+    MAX_EPOCHS,
+    MAX_LR,
+    MAX_ROUNDS,
+    MAX_SAMPLES,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_TEMPERATURE,
+    MAX_TEXT,
+    MAX_THREADS,
+    Float,
+    Int,
+)
 from harness.domains.arithmetic import ArithmeticConfig
 from harness.domains.word_problems import WordProblemsConfig
 from harness.models.hf.config import HFConfig
@@ -25,13 +39,14 @@ class BaseTrainConfig(_Strict):
     """How the base model is trained from scratch. Base competence is set here: a step budget with a
     fully annealed cosine schedule (robust), or a target accuracy on base-val that stops it early."""
 
-    steps: int = Field(350, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(2.5e-3, gt=0)
-    warmup: int = Field(20, ge=0)
+    steps: Int = Field(350, ge=1, le=MAX_STEPS, description="optimizer steps (at most 10**6)")
+    batch_size: Int = Field(64, ge=1, le=MAX_BATCH, description="examples per step (at most 4096)")
+    lr: Float = Field(2.5e-3, gt=0, le=MAX_LR, description="peak learning rate (finite, at most 10)")
+    warmup: Int = Field(20, ge=0, le=MAX_STEPS, description="linear warm-up steps (at most 10**6)")
     schedule: Literal["cosine", "constant"] = "cosine"
-    target_accuracy: float | None = Field(None, gt=0, le=1, description="stop once base-val reaches it")
-    eval_every: int = Field(50, ge=1, description="steps between base-val checks for target_accuracy")
+    target_accuracy: Float | None = Field(None, gt=0, le=1, description="stop once base-val reaches it")
+    eval_every: Int = Field(50, ge=1, le=MAX_STEPS,
+                            description="steps between base-val checks for target_accuracy")
 
 
 class LoopConfig(_Strict):
@@ -40,33 +55,39 @@ class LoopConfig(_Strict):
     The defaults are LMSI (Huang et al. 2022): k chain-of-thought samples, a self-consistency vote, fine-tuning
     that continues from the previous round on the newest selection."""
 
-    rounds: int = Field(2, ge=0, description="training rounds after round 0 (the base)")
+    rounds: Int = Field(2, ge=0, le=MAX_ROUNDS, description="training rounds after round 0 (the base; at most 100)")
     # amplify
     amplify: Literal["sample", "decompose"] = Field(
         "sample", description="sample: k samples per question; decompose: IDA, the model answers the "
                               "sub-questions (column sums) and the harness composes the trace")
-    k: int = Field(8, ge=1, description="samples per pool question")
-    temperature: float = Field(0.8, ge=0)
-    max_new_tokens: int = Field(40, ge=1)
+    k: Int = Field(8, ge=1, le=MAX_SAMPLES, description="samples per pool question (at most 1024)")
+    temperature: Float = Field(0.8, ge=0, le=MAX_TEMPERATURE, description="sampling temperature (0: greedy; at "
+                                                                         "most 10)")
+    max_new_tokens: Int = Field(40, ge=1, le=4096, description="tokens per completion (at most 4096, and the "
+                                                               "prompt plus this must fit the model's context)")
     # select
     select: Literal["self_consistency", "verifier", "gold_rationalization", "judge", "none"] = Field(
         "self_consistency", description="self_consistency (LMSI), verifier (ReST-EM), gold_rationalization "
                                         "(STaR), judge (self-rewarding), none (train on every sample)")
-    tau: float = Field(0.6, ge=0, le=1, description="self_consistency: keep a question when its majority "
+    tau: Float = Field(0.6, ge=0, le=1, description="self_consistency: keep a question when its majority "
                                                     "vote share >= tau")
-    verifier_noise: float = Field(0.0, ge=0, le=1, description="verifier: probability each verdict is flipped")
-    judge_keep: float = Field(0.25, gt=0, le=1, description="judge: share of all candidates kept, top-scored")
-    judge_prompt: str = Field("{prompt}", description="judge: scoring prompt, from {prompt} and {completion}")
-    judge_target: str = Field("{completion}", description="judge: the text whose mean log-prob per token after "
-                                                          "the scoring prompt is the score")
+    verifier_noise: Float = Field(0.0, ge=0, le=1, description="verifier: probability each verdict is flipped")
+    judge_keep: Float = Field(0.25, gt=0, le=1, description="judge: share of all candidates kept, top-scored")
+    judge_prompt: str = Field("{prompt}", max_length=MAX_TEXT,
+                              description="judge: scoring prompt, from {prompt} and {completion}")
+    judge_target: str = Field("{completion}", max_length=MAX_TEXT,
+                              description="judge: the text whose mean log-prob per token after the scoring "
+                                          "prompt is the score")
     # distill
     distill_from: Literal["previous", "base"] = Field(
         "previous", description="continue from the previous round, or restart from the base (STaR, ReST-EM)")
-    lr: float = Field(1e-4, ge=0, description="fine-tuning learning rate; 0 makes a null loop whose rounds cannot "
-                                              "change the model (the negative control of a suite)")
-    epochs: float = Field(1.0, gt=0)
-    steps: int | None = Field(None, ge=1, description="fixed optimizer steps per round (overrides epochs)")
-    batch_size: int = Field(32, ge=1)
+    lr: Float = Field(1e-4, ge=0, le=MAX_LR, description="fine-tuning learning rate (at most 10); 0 makes a null "
+                                                         "loop whose rounds cannot change the model (the negative "
+                                                         "control of a suite)")
+    epochs: Float = Field(1.0, gt=0, le=MAX_EPOCHS, description="passes over the training set (at most 100)")
+    steps: Int | None = Field(None, ge=1, le=MAX_STEPS, description="fixed optimizer steps per round (overrides "
+                                                                    "epochs; at most 10**6)")
+    batch_size: Int = Field(32, ge=1, le=MAX_BATCH, description="examples per step (at most 4096)")
     formats: list[Literal["cot", "direct"]] = Field(
         ["cot"], min_length=1, description="train each kept sample in these formats (LMSI mixes both): cot, "
                                            "the rationale; direct, the answer line only")
@@ -74,11 +95,13 @@ class LoopConfig(_Strict):
     data_policy: Literal["replace", "accumulate", "mix_real"] = Field(
         "replace", description="replace: the newest selection; accumulate: every selection so far; mix_real: "
                                "the newest selection plus labeled base-train data")
-    real_fraction: float = Field(0.1, ge=0, lt=1, description="mix_real: share of the training set that is real")
+    real_fraction: Float = Field(0.1, ge=0, lt=1, description="mix_real: share of the training set that is real")
     # evaluation
-    eval_k: int = Field(8, ge=1, description="sampled decodings per test and ood question")
-    sample_batch_size: int | None = Field(None, ge=1, description="sequences per sampling batch; None: the "
-                                                                  "backend's default (tiny 512, hf model.sample_batch_size)")
+    eval_k: Int = Field(8, ge=1, le=MAX_SAMPLES, description="sampled decodings per test and ood question (at "
+                                                              "most 1024)")
+    sample_batch_size: Int | None = Field(None, ge=1, le=MAX_BATCH, description="sequences per sampling batch (at "
+                                          "most 4096); None: the backend's default (tiny 512, hf "
+                                          "model.sample_batch_size)")
     # bad rounds
     on_failure: Literal["stop", "continue"] = Field(
         "stop", description="a round whose fine-tune fails (non-finite loss or weights, divergence, empty training "
@@ -105,13 +128,54 @@ class InspectTaskSpec(_Strict):
 
 
 class RunConfig(_Strict):
-    seed: int = Field(0, ge=0)
-    threads: int = Field(1, ge=1, description="torch threads; results are bit-identical only for a fixed count")
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
+    threads: Int = Field(1, ge=1, le=MAX_THREADS, description="torch threads; results are bit-identical only for "
+                                                              "a fixed count")
     domain: DomainConfig = ArithmeticConfig()
     model: ModelConfig = TinyConfig()
     base: BaseTrainConfig = BaseTrainConfig()
     loop: LoopConfig = LoopConfig()
     inspect: list[InspectTaskSpec] = []
+
+    @model_validator(mode="after")
+    def _fits_context(self) -> RunConfig:
+        problem = context_problem(self.domain, self.model, self.loop)
+        if problem:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
+        return self
+
+
+def context_problem(domain, model, loop: LoopConfig) -> tuple[str, str] | None:
+    """(key, why) when the longest sequence the loop samples or trains does not fit the model's context.
+
+    tiny: bos + prompt + completion + eos must fit `max_positions` (one token per character), for the longest
+    prompt the loop samples (the hint prompt under STaR, the growing trace under decompose) with
+    `max_new_tokens`, and for base-train's gold texts. hf: `max_new_tokens` must stay below `max_length`
+    (prompt + completion tokens scored and trained; prompt lengths need the tokenizer, so only this)."""
+    from harness.strategies.amplify import SUB_ANSWER_TOKENS
+
+    n = loop.max_new_tokens
+    if model.backend == "hf":
+        if n >= model.max_length:
+            return "loop.max_new_tokens", (f"{n} tokens do not fit below model.max_length ({model.max_length}), "
+                                           "the prompt + completion tokens the hf backend scores and trains")
+        return None
+    text, room = domain.text_lengths(), model.max_positions - 2  # bos and eos
+    prompt = max(text["prompt"], text["hint_prompt"] if loop.select == "gold_rationalization" else 0)
+    if prompt + n > room:
+        fix = (f"the largest valid max_new_tokens is {room - prompt}" if room > prompt else
+               "raise model.max_positions")
+        return "loop.max_new_tokens", (f"bos + the longest prompt ({prompt} characters) + {n} new tokens + eos "
+                                       f"= {prompt + n + 2} tokens do not fit model.max_positions "
+                                       f"({model.max_positions}); {fix}")
+    if loop.amplify == "decompose" and text.get("decompose_prompt", 0) + SUB_ANSWER_TOKENS > room:
+        return "model.max_positions", (f"{model.max_positions} tokens do not hold the longest decomposition "
+                                       f"prompt ({text['decompose_prompt']} characters) and its sub-answer")
+    gold = max(text["prompt"], text["hint_prompt"] if domain.name == "arithmetic" and domain.hint_share else 0)
+    if gold + text["completion"] > room:
+        return "model.max_positions", (f"{model.max_positions} tokens do not hold bos + a base-train prompt "
+                                       f"({gold} characters) + its gold completion ({text['completion']}) + eos")
+    return None
 
 
 def config_hash(*parts: BaseModel | dict | str | int) -> str:

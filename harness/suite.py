@@ -19,11 +19,27 @@ from __future__ import annotations
 import difflib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 
-from harness.config import BaseTrainConfig, DomainConfig, InspectTaskSpec, LoopConfig, ModelConfig, RunConfig
+from harness.bounds import MAX_SEED, MAX_SPLIT, MAX_THREADS, Float, Int
+from harness.config import (
+    BaseTrainConfig,
+    DomainConfig,
+    InspectTaskSpec,
+    LoopConfig,
+    ModelConfig,
+    RunConfig,
+    context_problem,
+)
 from harness.domains.arithmetic import ArithmeticConfig
 from harness.domains.word_problems import WordProblemsConfig
 from harness.models.hf.config import HFConfig
@@ -42,16 +58,21 @@ class _Strict(BaseModel):
 class SuiteInfo(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
-    seeds: list[int] = Field([0], min_length=1, description="each seed is run; probes pool over seeds")
-    threads: int = Field(1, ge=1)
+    seeds: list[Annotated[int, Strict(), Field(le=MAX_SEED)]] = Field(
+        [0], min_length=1, max_length=100, description="each seed is run; probes pool over seeds (at most 100 "
+                                                       "seeds, each in [0, 2**32 - 1])")
+    threads: Int = Field(1, ge=1, le=MAX_THREADS)
     size: Literal["small", "large"] = Field("small", description="large: GPU advised (real pretrained models)")
     correction: Literal["bh", "holm", "none"] = Field(
         "bh", description="false-alarm control across a run's tested measurements: bh (Benjamini-Hochberg), "
                           "holm (Holm-Bonferroni) or none")
-    q: float = Field(0.05, gt=0.0, lt=1.0, strict=True,
+    q: Float = Field(0.05, gt=0.0, lt=1.0,
                      description="level of the corrected test (bh: false discovery rate; holm: family-wise error)")
-    expected_seconds: int | None = Field(None, ge=1, description="measured runtime on a 2-core machine with a cold "
-                                         "base-model cache; `loopprobe verify-suites --budget` plans with it")
+    expected_seconds: Int | None = Field(None, ge=1, le=10**7, description="measured runtime on a 2-core machine "
+                                         "with a cold base-model cache; `loopprobe verify-suites --budget` plans "
+                                         "with it")
+    max_hours: Float = Field(24.0, gt=0, le=8760, description="refuse to start when the cost estimate "
+                             "(harness.cost) exceeds this many hours (`loopprobe run --force` runs anyway)")
 
     @model_validator(mode="after")
     def _distinct(self) -> SuiteInfo:
@@ -82,10 +103,10 @@ class Suite(_Strict):
     model: ModelConfig = TinyConfig()
     base: BaseTrainConfig = BaseTrainConfig()
     loop: LoopConfig = LoopConfig()
-    inspect: list[InspectTaskSpec] = []
+    inspect: list[InspectTaskSpec] = Field([], max_length=100)
     probes: dict[str, dict[str, Any]] | None = None
-    gates: list[GateSpec] = []
-    conditions: list[Condition] = []
+    gates: list[GateSpec] = Field([], max_length=1000)
+    conditions: list[Condition] = Field([], max_length=100, description="at most 100")
 
     @model_validator(mode="before")
     @classmethod
@@ -134,53 +155,67 @@ def _nearest(word: str, choices) -> str:
     return f"; did you mean {near[0]!r}?" if near else f"; valid: {', '.join(sorted(choices))}"
 
 
+def _show(value: Any, limit: int = 60) -> str:
+    """A short repr of a value a suite gave (a huge integer or a long list is cut, never printed whole)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer beyond Python's str() digit limit
+        return "an integer of more than 4300 digits"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _key(part: Any) -> str:
+    """One part of a key path as the message shows it (escaped, and cut when long)."""
+    text = _one_line(str(part))
+    return text if len(text) <= 40 else f"{text[:40]}..."
+
+
+def _one_line(message: str) -> str:
+    """The message with every line break and unprintable character escaped (keys and values are the
+    suite's own text, which may hold anything)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+def _field_names() -> set[str]:
+    models = [SuiteInfo, BaseTrainConfig, LoopConfig, GateSpec, *_DOMAINS.values(), *_BACKENDS.values()]
+    return {name for m in models for name in m.model_fields}
+
+
 def _describe(err: dict) -> str:
-    loc = [str(p) for p in err["loc"]]
+    loc = [_key(p) for p in err["loc"]]
     tagged = {"domain": _DOMAINS, "model": _BACKENDS}
     kinds = tagged.get(loc[0]) if loc else None
     if kinds is not None and err["type"] == "union_tag_invalid":
         key = "name" if loc[0] == "domain" else "backend"
-        return f"key {loc[0]}.{key}: unknown {key} {err['input'].get(key)!r}{_nearest(str(err['input'].get(key)), kinds)}"
+        tag = err["input"].get(key)
+        return f"key {loc[0]}.{key}: unknown {key} {_show(tag)}{_nearest(str(tag), kinds)}"
     section_model = None
     if kinds is not None and len(loc) > 1 and loc[1] in kinds:  # a discriminated union names its member
         section_model = kinds[loc[1]]
         loc = [loc[0], *loc[2:]]
-    where = ".".join(loc) or "(top level)"
     if err["type"] == "extra_forbidden":
+        where = ".".join(loc) or "(top level)"
         section = loc[0] if loc else ""
         model = Suite if len(loc) == 1 else section_model or _SECTION_MODELS.get(section)
         fields = list(model.model_fields) if model is not None else []
         return f"key {where}: unknown key" + (_nearest(loc[-1], fields) if fields else "")
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] in ("int_type", "float_type") and isinstance(err["input"], bool | str):
+        kind = "true/false" if isinstance(err["input"], bool) else "a string (write numbers without quotes)"
+        msg = f"{'an integer' if err['type'] == 'int_type' else 'a number'} is needed, not {kind}"
+    head, sep, rest = msg.partition(": ")
+    named = err["type"] == "value_error" and bool(sep) and head in _field_names()
+    if named:  # a model's own check that names the key it is about ("pool_size: ...")
+        loc, msg = [*loc, head], rest
+    where = ".".join(loc) or "(top level)"
     if err["type"] == "missing":
         return f"key {where}: required key is missing"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"key {where}: {msg} (got {err['input']!r})" if not isinstance(err["input"], dict) else f"key {where}: {msg}"
+    if named or isinstance(err["input"], dict):
+        return f"key {where}: {msg}"
+    return f"key {where}: {msg} (got {_show(err['input'])})"
 
 
-def _check_references(suite: Suite) -> None:
-    """Probe ids, probe parameters, gate targets and condition overrides: the parts pydantic can't see."""
-    from probes import ProbeError, get_probe, registry
-
-    selection = suite.probe_selection()
-    for pid, params in selection.items():
-        try:
-            get_probe(pid)(**params)
-        except ProbeError as e:
-            msg = str(e).replace(f"probe {pid}: ", "")
-            raise SuiteError(f"key probes.{pid}: {msg}") from None
-    for i, gate in enumerate(suite.gates):
-        if gate.probe not in registry():
-            raise SuiteError(f"key gates.{i}.probe: unknown probe {gate.probe!r}{_nearest(gate.probe, registry())}")
-        if gate.probe not in selection:
-            raise SuiteError(f"key gates.{i}.probe: probe {gate.probe!r} is gated but not run; add it to [probes]")
-        for key in ("condition", "baseline"):
-            name = getattr(gate, key)
-            if name is not None and name not in suite.condition_names():
-                raise SuiteError(f"key gates.{i}.{key}: unknown condition {name!r}"
-                                 f"{_nearest(name, suite.condition_names())}")
-        if gate.round is not None and gate.round > max(suite.run_config(c, 0).loop.rounds
-                                                       for c in (gate.condition, gate.baseline)):
-            raise SuiteError(f"key gates.{i}.round: round {gate.round} is beyond the conditions' rounds")
+def _check_conditions(suite: Suite) -> None:
     sections = {"domain": (type(suite.domain), suite.domain.model_dump()),
                 "base": (BaseTrainConfig, suite.base.model_dump()), "loop": (LoopConfig, suite.loop.model_dump())}
     for i, cond in enumerate(suite.conditions):
@@ -190,18 +225,157 @@ def _check_references(suite: Suite) -> None:
                 model(**{**defaults, **given})
             except ValidationError as e:
                 err = e.errors()[0]
-                where = ".".join(map(str, ("conditions", i, section, *err["loc"])))
                 if err["type"] == "extra_forbidden":
+                    where = ".".join(map(str, ("conditions", i, section, *err["loc"])))
                     raise SuiteError(f"key {where}: unknown key{_nearest(str(err['loc'][-1]), model.model_fields)}"
                                      ) from None
                 raise SuiteError(_describe({**err, "loc": ("conditions", i, section, *err["loc"])})) from None
+    runs = list(enumerate(suite.conditions)) or [(None, None)]
+    for i, cond in runs:
+        over = cond or Overrides()
+        domain = type(suite.domain)(**{**suite.domain.model_dump(), **over.domain})
+        loop = LoopConfig(**{**suite.loop.model_dump(), **over.loop})
+        problem = context_problem(domain, suite.model, loop)
+        if problem:
+            key, why = problem
+            section, field = key.split(".")
+            if i is not None and field in getattr(over, section, {}):
+                key = f"conditions.{i}.{key}"
+            raise SuiteError(f"key {key}: {why}")
+
+
+def _check_gate_stat(suite: Suite, i: int, gate: GateSpec, params: dict[str, Any]) -> None:
+    """The gate's `stat` is a measurement its probe can produce (see measurement_names)."""
+    if gate.probe == "inspect.task_drift":
+        tasks = params.get("tasks") or [spec.task.partition(":")[2] for spec in suite.inspect]
+        if gate.stat == "score" or any(gate.stat.startswith(f"{t}.") for t in tasks):
+            return
+        named = f"its inspect tasks ({', '.join(tasks)})" if tasks else "none: the suite runs no [[inspect]] tasks"
+        raise SuiteError(f"key gates.{i}.stat: inspect.task_drift names its measurements <task>.<score key> "
+                         f"(or 'score'), and {_show(gate.stat)} begins with {named}")
+    names = measurement_names(gate.probe)
+    if names is not None and gate.stat not in names:
+        raise SuiteError(f"key gates.{i}.stat: probe {gate.probe} has no measurement {_show(gate.stat)}"
+                         f"{_nearest(gate.stat, names)}")
+
+
+def _check_references(suite: Suite) -> None:
+    """Condition overrides, context lengths, probe ids, probe parameters and gate targets: the parts
+    pydantic can't see."""
+    from probes import ProbeError, get_probe, registry
+
+    _check_conditions(suite)  # first: the checks below resolve conditions
+    selection = suite.probe_selection()
+    for pid, params in selection.items():
+        try:
+            get_probe(pid)(**params)
+            problem = _probe_parameter_problem(get_probe(pid).Params, params)
+        except ProbeError as e:
+            problem = str(e).replace(f"probe {pid}: ", "")
+        if problem:
+            raise SuiteError(f"key probes.{_key(pid)}: {problem}")
+    for i, gate in enumerate(suite.gates):
+        if gate.probe not in registry():
+            raise SuiteError(f"key gates.{i}.probe: unknown probe {_show(gate.probe)}"
+                             f"{_nearest(gate.probe, registry())}")
+        if gate.probe not in selection:
+            raise SuiteError(f"key gates.{i}.probe: probe {gate.probe!r} is gated but not run; add it to [probes]")
+        for key in ("condition", "baseline"):
+            name = getattr(gate, key)
+            if name is not None and name not in suite.condition_names():
+                raise SuiteError(f"key gates.{i}.{key}: unknown condition {_show(name)}"
+                                 f"{_nearest(name, suite.condition_names())}")
+        if gate.round is not None and gate.round > max(suite.run_config(c, 0).loop.rounds
+                                                       for c in (gate.condition, gate.baseline)):
+            raise SuiteError(f"key gates.{i}.round: round {gate.round} is beyond the conditions' rounds")
+        _check_gate_stat(suite, i, gate, selection[gate.probe])
+
+
+# ---------------------------------------------------------------- the measurement names of a probe
+
+_SYNTHETIC: list = []  # [TemporaryDirectory, RunView]: one synthetic run per process, made on first use
+_NAMES: dict[str, set[str] | None] = {}
+
+
+def measurement_names(probe_id: str) -> set[str] | None:
+    """Every measurement name a built-in probe can produce; None when it cannot be known before a run (a
+    probe from another package, or an error on the synthetic run).
+
+    Probes declare no names: they name measurements as they compute them, some by data (inspect.task_drift
+    by its logs, checked by pattern in _check_gate_stat). So each built-in probe is run once per process,
+    with its default parameters (no built-in's names depend on its parameters), on a synthetic run
+    (probes.testing, three rounds, with a planted misconception the run's config names): every branch that
+    defines a measurement runs there, and the branches for undefined cases (one round, no misconception, no
+    reference texts) return a subset of the same names. tests/test_cost.py checks the names a real run's
+    probes produce against these."""
+    import tempfile
+
+    from probes import RunView, get_probe
+
+    if probe_id in _NAMES:
+        return _NAMES[probe_id]
+    cls = get_probe(probe_id)
+    if not cls.__module__.startswith("probes.library.") or probe_id == "inspect.task_drift":
+        return None
+    if not _SYNTHETIC:
+        from probes.testing import crank_rounds, write_synthetic_run
+
+        class _Planted(RunView):
+            @property
+            def config(self) -> dict:
+                return {**super().config, "domain": {"name": "arithmetic", "misconception": "drop_carry_tens"}}
+
+        tmp = tempfile.TemporaryDirectory(prefix="loopprobe-names-")
+        path = write_synthetic_run(Path(tmp.name) / "run", crank_rounds(3), n_pool=24, n_test=16, n_ood=8,
+                                   n_ref=8, k=4, eval_k=4)
+        _SYNTHETIC[:] = [tmp, _Planted(path)]
+    try:
+        names: set[str] | None = {m.name for m in cls().measure(_SYNTHETIC[1])}
+    except Exception:  # noqa: BLE001 (a probe that cannot read the synthetic run: its names stay unknown)
+        names = None
+    _NAMES[probe_id] = names
+    return names
+
+
+def _probe_parameter_problem(params_model: type[BaseModel], given: dict[str, Any]) -> str | None:
+    """Probes bound their own parameters (probes.library); a suite adds what every number in it must be:
+    integers at most 10**6 and not true/false, floats finite."""
+    import math
+    import typing
+
+    for name, value in given.items():
+        field = params_model.model_fields.get(name)
+        if field is None:
+            continue
+        kinds = set(typing.get_args(field.annotation)) | {field.annotation}
+        numeric = bool(kinds & {int, float}) and bool not in kinds
+        if numeric and isinstance(value, bool):
+            return f"parameter {name}: a number is needed, not true/false"
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SPLIT:
+            return f"parameter {name}: at most 10**6 in size (got {_show(value)})"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"parameter {name}: must be a finite number (got {value})"
+    return None
 
 
 def parse_suite(text: str, source: str = "<suite>") -> Suite:
+    """The suite a TOML text describes; a SuiteError with a one-line message naming `source` and the key
+    for anything wrong with it."""
+    try:
+        return _parse(text, source)
+    except SuiteError as e:
+        raise SuiteError(_one_line(str(e))) from None
+
+
+def _parse(text: str, source: str) -> Suite:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SuiteError(f"{source}: not valid TOML: {e}") from None
+    except ValueError as e:  # tomllib passes int()'s digit limit through
+        raise SuiteError(f"{source}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise SuiteError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
     try:
         suite = Suite.model_validate(data)
     except ValidationError as e:

@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from harness.bounds import MAX_SPLIT, Float, Int, space_problem
 from harness.domains.base import Example, Question, Splits
 from harness.seeding import derive_seed
 
@@ -193,19 +194,22 @@ class ArithmeticConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Literal["arithmetic"] = "arithmetic"
-    min_digits: int = Field(1, ge=1, le=6)
-    max_digits: int = Field(3, ge=1, le=6)
-    base_train_size: int = Field(12000, ge=10, description="addition examples in base-train")
-    ood_train_size: int = Field(4000, ge=0, description="subtraction examples in base-train")
-    base_val_size: int = Field(200, ge=10)
-    pool_size: int = Field(500, ge=1)
-    test_size: int = Field(300, ge=1)
-    ood_size: int = Field(300, ge=1)
-    reference_size: int = Field(200, ge=0, description="gold texts scored every round (3/4 add, 1/4 sub)")
-    answer_noise: float = Field(0.0, ge=0.0, le=1.0, description="fraction of addition answers corrupted")
+    min_digits: Int = Field(1, ge=1, le=6)
+    max_digits: Int = Field(3, ge=1, le=6)
+    # Every split is at most 10**6 items, and the splits of a skill must fit its question space (they are
+    # disjoint): sum of the addition splits <= (numbers of min..max digits)**2, likewise for subtraction.
+    base_train_size: Int = Field(12000, ge=10, le=MAX_SPLIT, description="addition examples in base-train")
+    ood_train_size: Int = Field(4000, ge=0, le=MAX_SPLIT, description="subtraction examples in base-train")
+    base_val_size: Int = Field(200, ge=10, le=MAX_SPLIT)
+    pool_size: Int = Field(500, ge=1, le=MAX_SPLIT)
+    test_size: Int = Field(300, ge=1, le=MAX_SPLIT)
+    ood_size: Int = Field(300, ge=1, le=MAX_SPLIT)
+    reference_size: Int = Field(200, ge=0, le=MAX_SPLIT, description="gold texts scored every round (3/4 add, "
+                                                                     "1/4 sub)")
+    answer_noise: Float = Field(0.0, ge=0.0, le=1.0, description="fraction of addition answers corrupted")
     misconception: str | None = Field(None, description=f"one of {sorted(MISCONCEPTIONS)}")
-    misconception_rate: float = Field(0.0, ge=0.0, le=1.0, description="fraction of applicable examples")
-    hint_share: float = Field(0.0, ge=0.0, le=1.0, description="share of clean addition examples also trained "
+    misconception_rate: Float = Field(0.0, ge=0.0, le=1.0, description="fraction of applicable examples")
+    hint_share: Float = Field(0.0, ge=0.0, le=1.0, description="share of clean addition examples also trained "
                                                               "with the gold answer as a hint (for STaR)")
 
     @model_validator(mode="after")
@@ -216,7 +220,36 @@ class ArithmeticConfig(BaseModel):
             raise ValueError(f"unknown misconception {self.misconception!r}; choose from {sorted(MISCONCEPTIONS)}")
         if self.misconception_rate > 0 and self.misconception is None:
             raise ValueError("misconception_rate > 0 needs a misconception name")
+        problem = space_problem(self, self._spaces(), "lower the split sizes or raise max_digits")
+        if problem:
+            raise ValueError(problem)
         return self
+
+    def question_space(self, skill: Skill) -> int:
+        """How many distinct questions of a skill the digit range holds (subtraction: a >= b)."""
+        counts = [_count(d) for d in range(self.min_digits, self.max_digits + 1)]
+        if skill == "add":
+            return sum(counts) ** 2
+        return sum(ca * cb for i, ca in enumerate(counts) for cb in counts[:i]) + sum(
+            (c * c + c) // 2 for c in counts)
+
+    def _spaces(self) -> list[tuple[str, int, dict]]:
+        """The splits drawn from each skill's question space (as ArithmeticDomain.splits draws them)."""
+        digits = f"{self.min_digits}-{self.max_digits}" if self.min_digits < self.max_digits else str(self.min_digits)
+        same = lambda n: n
+        return [(f"{digits}-digit addition", self.question_space("add"),
+                 {"test_size": same, "pool_size": same, "base_val_size": same,
+                  "reference_size": lambda n: n - n // 4, "base_train_size": same}),
+                (f"{digits}-digit subtraction (a >= b)", self.question_space("sub"),
+                 {"ood_size": same, "reference_size": lambda n: n // 4, "ood_train_size": same})]
+
+    def text_lengths(self) -> dict[str, int]:
+        """Upper bounds on the characters of a prompt, a hint prompt (STaR), the longest prompt of a
+        decomposition (IDA) and a gold completion."""
+        d = self.max_digits
+        prompt = 2 * d + 5  # "Q: " a op b "\n"
+        return {"prompt": prompt, "hint_prompt": prompt + 8 + d + 1, "decompose_prompt": prompt + 9 * (d - 1) + 6,
+                "completion": 10 * d + 4}
 
 
 # ---------------------------------------------------------------- splits

@@ -23,6 +23,7 @@ The completion starts with a space (" Tom had 15 marbles ... The answer is 9."),
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from harness.bounds import MAX_SPLIT, Int, space_problem
 from harness.domains.base import Example, Question, Splits
 from harness.seeding import derive_seed
 
@@ -129,24 +131,67 @@ class WordProblemsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Literal["word_problems"] = "word_problems"
-    min_number: int = Field(2, ge=1)
-    max_number: int = Field(20, ge=2, description="counts are drawn from [min_number, max_number]")
-    max_factor: int = Field(10, ge=2, description="factors (multiply, share) from [min_number, max_factor]")
-    shots: int = Field(2, ge=0, le=2, description="worked examples (of the question's kind) in every prompt")
-    base_train_size: int = Field(200, ge=0, description="one-step examples with gold rationales")
-    ood_train_size: int = Field(0, ge=0, description="two-step examples in base-train")
-    base_val_size: int = Field(20, ge=1)
-    pool_size: int = Field(64, ge=1)
-    test_size: int = Field(50, ge=1)
-    ood_size: int = Field(50, ge=1)
-    reference_size: int = Field(20, ge=0, description="gold texts scored every round (one-step)")
+    # Operands at most 100: a template's every operand tuple is enumerated (100**3 for three counts).
+    min_number: Int = Field(2, ge=1, le=99)
+    max_number: Int = Field(20, ge=2, le=100, description="counts are drawn from [min_number, max_number] (at "
+                                                           "most 100)")
+    max_factor: Int = Field(10, ge=2, le=100, description="factors (multiply, share) from [min_number, max_factor] "
+                                                           "(at most 100)")
+    shots: Int = Field(2, ge=0, le=2, description="worked examples (of the question's kind) in every prompt")
+    # Every split is at most 10**6 items, and the splits of a skill must fit its question space (disjoint
+    # operand tuples of its templates).
+    base_train_size: Int = Field(200, ge=0, le=MAX_SPLIT, description="one-step examples with gold rationales")
+    ood_train_size: Int = Field(0, ge=0, le=MAX_SPLIT, description="two-step examples in base-train")
+    base_val_size: Int = Field(20, ge=1, le=MAX_SPLIT)
+    pool_size: Int = Field(64, ge=1, le=MAX_SPLIT)
+    test_size: Int = Field(50, ge=1, le=MAX_SPLIT)
+    ood_size: Int = Field(50, ge=1, le=MAX_SPLIT)
+    reference_size: Int = Field(20, ge=0, le=MAX_SPLIT, description="gold texts scored every round (one-step)")
 
     @model_validator(mode="after")
     def _check(self) -> WordProblemsConfig:
         if self.min_number >= min(self.max_number, self.max_factor):
             raise ValueError(f"min_number ({self.min_number}) must be below max_number ({self.max_number}) "
                              f"and max_factor ({self.max_factor})")
+        same = lambda n: n
+        problem = space_problem(self, [
+            ("one-step word problem", self.question_space("one_step"),
+             {"test_size": same, "pool_size": same, "base_val_size": same, "reference_size": same,
+              "base_train_size": same}),
+            ("two-step word problem", self.question_space("two_step"), {"ood_size": same, "ood_train_size": same})],
+            "the splits do not fit the number ranges: raise max_number / max_factor or lower the split sizes")
+        if problem:
+            raise ValueError(problem)
         return self
+
+    def question_space(self, skill: str) -> int:
+        """Distinct questions of a skill: the valid operand tuples of its templates (WordProblemsDomain._space)."""
+        return _space_size(skill, self.min_number, self.max_number, self.max_factor)
+
+    def text_lengths(self) -> dict[str, int]:
+        """Upper bounds on the characters of a prompt, a hint prompt (STaR) and a gold completion: each
+        template written with its largest operands and the longest name and item."""
+        name, item = max(NAMES, key=len), max(ITEMS, key=len)
+        prompt = completion = 0
+        for t in TEMPLATES:
+            nums = tuple(self.max_number if k == "n" else self.max_factor for k in t.kinds)
+            f = _fields(t, name, item, nums)
+            f = {**f, "ans": max(f["ab"], f["a_b"] + f["c"], abs(f["ans"]))}  # at least as long as any answer
+            text = t.question.format(**f)
+            prompt = max(prompt, len(few_shot_prompt(t, text, self.shots)))
+            completion = max(completion, len(f" {t.rationale.format(**f)} The answer is {f['ans']}."))
+        hint = len(" (Hint: the answer is .)") + len(str(self.max_number * self.max_factor + self.max_number))
+        return {"prompt": prompt, "hint_prompt": prompt + hint, "completion": completion}
+
+
+@functools.lru_cache(maxsize=256)
+def _space_size(skill: str, low: int, max_number: int, max_factor: int) -> int:
+    total = 0
+    for t in (t for t in TEMPLATES if t.skill == skill):
+        ranges = [np.arange(low, (max_number if k == "n" else max_factor) + 1) for k in t.kinds]
+        grids = np.meshgrid(*ranges, indexing="ij", sparse=True)
+        total += int(np.broadcast_to(np.asarray(t.valid(*grids)), tuple(len(r) for r in ranges)).sum())
+    return total
 
 
 class WordProblemsDomain:

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from harness.bounds import Int
 from harness.models.base import Completion, TrainStats
 from harness.models.tiny import sampler, training
 from harness.models.tiny.tokenizer import CharTokenizer
@@ -21,11 +22,21 @@ class TinyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     backend: Literal["tiny"] = "tiny"
-    hidden_size: int = Field(128, ge=8)
-    num_layers: int = Field(4, ge=1)
-    num_heads: int = Field(4, ge=1)
-    intermediate_size: int = Field(512, ge=8)
-    max_positions: int = Field(128, ge=16)
+    hidden_size: Int = Field(128, ge=8, le=4096, description="at most 4096; a multiple of num_heads whose "
+                                                             "head size (hidden_size / num_heads) is even")
+    num_layers: Int = Field(4, ge=1, le=64, description="at most 64")
+    num_heads: Int = Field(4, ge=1, le=64, description="at most 64")
+    intermediate_size: Int = Field(512, ge=8, le=16384, description="MLP width (at most 16384)")
+    max_positions: Int = Field(128, ge=16, le=4096, description="context in tokens (characters), at most 4096: "
+                                                               "bos + prompt + max_new_tokens + eos must fit")
+
+    @model_validator(mode="after")
+    def _heads(self) -> TinyConfig:
+        head, rest = divmod(self.hidden_size, self.num_heads)
+        if rest or head % 2:
+            raise ValueError(f"hidden_size: {self.hidden_size} must be num_heads ({self.num_heads}) times an even "
+                             f"head size (rotary embeddings rotate pairs of dimensions)")
+        return self
 
     def llama_config(self, vocab_size: int) -> LlamaConfig:
         return LlamaConfig(
