@@ -61,8 +61,8 @@ class LoopConfig(_Strict):
         "sample", description="sample: k samples per question; decompose: IDA, the model answers the "
                               "sub-questions (column sums) and the harness composes the trace")
     k: Int = Field(8, ge=1, le=MAX_SAMPLES, description="samples per pool question (at most 1024)")
-    temperature: Float = Field(0.8, ge=0, le=MAX_TEMPERATURE, description="sampling temperature (0: greedy; at "
-                                                                         "most 10)")
+    temperature: Float = Field(0.8, ge=0, le=MAX_TEMPERATURE, description="sampling temperature: 0 (greedy) or "
+                                                                         "from 0.001 to 10")
     max_new_tokens: Int = Field(40, ge=1, le=4096, description="tokens per completion (at most 4096, and the "
                                                                "prompt plus this must fit the model's context)")
     # select
@@ -110,6 +110,8 @@ class LoopConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> LoopConfig:
+        if 0 < self.temperature < 1e-3:  # logits / T overflows float32 near 1e-38: a traceback in sampling
+            raise ValueError(f"temperature: {self.temperature:g} is neither 0 (greedy) nor at least 0.001")
         if len(set(self.formats)) != len(self.formats):
             raise ValueError(f"formats must be distinct, got {self.formats}")
         for name in ("judge_prompt", "judge_target"):

@@ -158,7 +158,8 @@ def test_machine_limits_read_ram_free_disk_and_max_hours(tmp_path):
     ("rounds = 100", True), ("rounds = 101", False), ("epochs = 100", True), ("epochs = 101", False),
     ("batch_size = 4096", True), ("batch_size = 4097", False), ("steps = 1000000", True),
     ("steps = 1000001", False), ("k = 8.0", False), ("tau = 1", True), ("tau = false", False),
-    ('k = "8"', False), ("temperature = nan", False),
+    ('k = "8"', False), ("temperature = nan", False), ("temperature = 1e-45", False), ("temperature = 0.001", True),
+    ("temperature = 0", True),
 ])
 def test_loop_bounds(text, ok):
     try:
