@@ -145,6 +145,13 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         raise
 
 
+def remove_stale_temps(directory: Path) -> None:
+    """Temporary files `write_atomic` left when its process was killed (call it holding the write lock)."""
+    for tmp in Path(directory).glob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+
+
 def share_permissions(directory: Path) -> None:
     """Give a directory written by a library (safetensors writes 0600) the modes of every other artifact."""
     for path in [Path(directory), *Path(directory).rglob("*")]:
@@ -254,8 +261,7 @@ class RunStore:
             raise RunError(f"{self.root}: directory exists and is not a loopprobe run; pass an empty or new --out")
         else:
             write_atomic(path, dump_checked(manifest))
-        for tmp in self.root.glob(".*.tmp"):  # a killed writer's temporary files (we hold the lock)
-            tmp.unlink(missing_ok=True)
+        remove_stale_temps(self.root)  # a killed writer's (we hold the lock)
         done = self.recorded_rounds()
         stale = self.round_dir(len(done))
         if stale.exists():  # an interrupted round: start it again from nothing

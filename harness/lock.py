@@ -19,8 +19,9 @@ _held: dict[str, tuple[int, int]] = {}  # resolved directory -> (fd, depth)
 
 
 @contextmanager
-def write_lock(directory: Path, what: str = "loopprobe run"):
-    """Hold the directory's write lock for the block, or raise RunError naming the holder's PID."""
+def write_lock(directory: Path, what: str = "loopprobe run", read_only_ok: bool = False):
+    """Hold the directory's write lock for the block, or raise RunError naming the holder's PID.
+    `read_only_ok`: a directory where no lock file can be made (read-only) has no writer either: go on."""
     directory = Path(directory)
     key = str(directory.resolve())
     if key in _held:
@@ -36,6 +37,9 @@ def write_lock(directory: Path, what: str = "loopprobe run"):
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as e:
+        if read_only_ok:
+            yield
+            return
         raise RunError(f"{directory}: cannot write here ({e.strerror}); pass a writable --out") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.artifacts import RoundFailed, RunError, write_atomic
+from harness.artifacts import RoundFailed, RunError, remove_stale_temps, write_atomic
 from harness.integrity import dump_checked
 from harness.lock import write_lock
 from harness.progress import Reporter, SilentReporter
@@ -38,6 +38,8 @@ def run_suite(suite: Suite, out: Path, cache_dir: Path | None, reporter: Reporte
     except OSError as e:
         raise RunError(f"{out}: cannot create the output directory ({e.strerror}); pass a writable --out") from None
     with write_lock(out):
+        for directory in [out, *(out / c for c in suite.condition_names())]:  # a killed writer's temporaries
+            remove_stale_temps(directory)
         for condition in suite.condition_names():
             for seed in seeds:
                 reporter.log(f"[bold]{suite.suite.name}[/]: condition {condition}, seed {seed}")
@@ -49,6 +51,14 @@ def run_suite(suite: Suite, out: Path, cache_dir: Path | None, reporter: Reporte
 
 
 def check_suite(suite: Suite, out: Path, seeds: list[int] | None = None) -> SuiteOutcome:
+    """See `_check` (under the output's write lock: a run still being written is refused)."""
+    if not Path(out).is_dir():
+        return _check(suite, Path(out), seeds)  # says what is missing
+    with write_lock(out, "loopprobe check", read_only_ok=True):
+        return _check(suite, Path(out), seeds)
+
+
+def _check(suite: Suite, out: Path, seeds: list[int] | None = None) -> SuiteOutcome:
     """Probes and gates over runs already recorded: a suite output directory, or one run directory (taken
     as the single condition of the suite). Recorded probe results are reused where they are current (same
     probe, parameters, code and artifacts) and recomputed where not."""

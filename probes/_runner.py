@@ -116,9 +116,6 @@ def input_fingerprints(cls: type[Probe], view: RunView | PooledRunView) -> dict[
             files = v.round_record(r)["files"]
             wanted = [FILE_BY_READ.get(read) for read in cls.reads]
             names = sorted(files) if None in wanted and "inspect" not in cls.reads else sorted(w for w in wanted if w)
-            for name in names:  # a reused result rests on these files: they must be the recorded ones
-                if name in files:
-                    v.path(r, name)
             h.update(json.dumps([v.name, v.config.get("domain"), {n: files.get(n) for n in names}],
                                 sort_keys=True, default=str).encode())
             if "inspect" in cls.reads:

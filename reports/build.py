@@ -127,9 +127,13 @@ def build_report(path: Path | str, write_probes: bool = True) -> Report:
     results = [probe_results(s, write=write_probes) for s in sources]
     sections = [build_section(s, r) for s, r in zip(sources, results)]
     unfinished = [f"{s.label}: {why}" for s in sources if (why := incomplete(s.view))]
+    stalled = [f"{s.label}: round {r} trained on nothing (its training set was empty), so its model is the "
+               f"previous round's" for s in sources for v in getattr(s.view, "views", [s.view])
+               for r in getattr(v, "stalled_rounds", [])]
     recomputed = [f"{s.label}: recomputed {pid} ({why})" for s in sources for pid, why in s.recomputed.items()]
     return Report(kind=kind, name=name, recomputed=recomputed,  # type: ignore[arg-type]
-                  verdict=verdict(sections, gates, results, unfinished), gates=gates, sections=sections)
+                  verdict=verdict(sections, gates, results, unfinished).model_copy(update={"stalled": stalled}),
+                  gates=gates, sections=sections)
 
 
 def write_report(report: Report, out: Path | str) -> list[Path]:

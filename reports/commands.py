@@ -52,6 +52,9 @@ def compare_command(runs: list[Path], md: Path | None, html: Path | None, json_o
     comparison = _errors(fail, lambda: compare(sources))
     for table in comparison_tables(comparison):
         console.print(table)
+    for ref in comparison.runs:
+        if ref.incomplete:
+            console.print(f"[bold red]INCOMPLETE[/] {escape(ref.label)}: {escape(ref.incomplete)}", soft_wrap=True)
     for pair in comparison.pairs:
         for line in notes(pair):
             console.print(escape(line), highlight=False, soft_wrap=True)

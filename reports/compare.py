@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from probes import ProbeResults, get_probe, measure_probe, registry, stats
+from probes import ProbeResults, get_probe, incomplete, measure_probe, registry, stats
 from probes._api import Measurement, SeriesPoint
 from probes._runner import ProbeInfo
 from probes.differences import comparable, difference
@@ -86,6 +86,7 @@ class RunRef(_Model):
     path: str
     runs: list[str]
     rounds: list[int]
+    incomplete: str | None = None  # why its runs did not finish (a failed round, missing rounds)
 
 
 class Comparison(_Model):
@@ -252,7 +253,7 @@ def _verdict(label: str, d: Difference, a: str, b: str) -> tuple[str | None, str
 def compare(sources: list[Source], seed: int = 0) -> Comparison:
     """Every other source against the first (the baseline)."""
     refs = [RunRef(label=s.label, kind=s.kind, path=str(s.root), runs=[d.name for d in s.run_dirs],  # type: ignore[arg-type]
-                   rounds=list(s.view.rounds)) for s in sources]
+                   rounds=list(s.view.rounds), incomplete=incomplete(s.view)) for s in sources]
     return Comparison(baseline=sources[0].label, runs=refs,
                       pairs=[compare_pair(sources[0], s, seed) for s in sources[1:]])
 

@@ -51,6 +51,8 @@ def comparison_markdown(c: Comparison) -> str:
     lines = [f"## loopprobe compare: {', '.join(r.label for r in c.runs)}", "",
              f"Baseline (A): `{c.baseline}`. Differences are B − A with 95% CIs; paired on the same items where the "
              "runs share them.", ""]
+    lines += [f"- **INCOMPLETE** `{r.label}`: {r.incomplete}" for r in c.runs if r.incomplete]
+    lines += [""] if any(r.incomplete for r in c.runs) else []
     for pair in c.pairs:
         lines += [f"### `{pair.b}` (B) vs `{pair.a}` (A), rounds {pair.rounds}", ""]
         lines += [f"- {line}" for line in notes(pair)] + ([""] if notes(pair) else [])
@@ -93,6 +95,8 @@ def comparison_html(c: Comparison) -> str:
     parts = [f"<h1>loopprobe compare</h1><p>Baseline (A): <code>{escape(c.baseline)}</code>. Runs: "
              + ", ".join(f"<code>{escape(r.label)}</code> ({r.kind}: {escape(', '.join(r.runs))}; rounds {r.rounds})"
                          for r in c.runs) + "</p>"]
+    parts += [f"<p><b class=fires>INCOMPLETE</b> <code>{escape(r.label)}</code>: {escape(r.incomplete)}</p>"
+              for r in c.runs if r.incomplete]
     for i, pair in enumerate(c.pairs):
         parts.append(f"<h2>{escape(pair.b)} (B) vs {escape(pair.a)} (A)</h2>"
                      + "".join(f'<p class="note">{escape(line)}</p>' for line in notes(pair)) + "<ul>"

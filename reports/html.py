@@ -177,6 +177,7 @@ def render_html(report: Report) -> str:
             f'<span class="badge {v.status}">{STATUS[v.status]}</span></h1>'
             f"<p>{gates}{escape(v.correction)} · {v.measurements} measurements"
             f"{''.join(' · <b class=fires>INCOMPLETE</b> ' + escape(w) for w in v.incomplete)}"
+            f"{''.join(' · <b>no update</b> ' + escape(w) for w in v.stalled)}"
             f" · report schema v{report.schema_version}</p>"
             f"<nav>{nav}</nav>{_gates(report)}{sections}")
     return page(f"loopprobe {report.kind} {report.name}", body)

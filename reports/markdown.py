@@ -63,6 +63,7 @@ def render_markdown(report: Report) -> str:
     summary = f"{v.gates - v.gates_failed} of {v.gates} gates hold; " if v.gates else "No gates (a run has none); "
     lines += [summary + f"{v.correction}; {v.measurements} measurements in all.", ""]
     lines += [f"**INCOMPLETE**: {why}" for why in v.incomplete] + ([""] if v.incomplete else [])
+    lines += [f"**No update**: {why}" for why in v.stalled] + ([""] if v.stalled else [])
     if report.gates:
         lines += ["| | condition | gate | value | 95% CI |", "|---|---|---|---|---|"]
         lines += [f"| {'✅' if g.passed else '❌'} | {g.condition} | `{g.gate}` | {fmt(g.value)} | {ci(g.ci_low, g.ci_high)} |"

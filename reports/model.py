@@ -264,6 +264,7 @@ class Verdict(_Model):
     firing_uncorrected: int = 0  # of the tested, those whose CI alone excludes the null
     correction: str = ""  # "k of n fire (BH, q ≤ 0.05)"
     incomplete: list[str] = []  # sections whose runs did not complete every configured round, with why
+    stalled: list[str] = []  # rounds whose training set was empty (status no_update): the model did not change
 
 
 class Report(_Model):

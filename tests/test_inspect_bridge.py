@@ -21,6 +21,7 @@ from inspect_ai.scorer import match  # noqa: E402
 from inspect_ai.solver import generate  # noqa: E402
 
 from harness.artifacts import RunError, RunStore, SampleRow, read_jsonl  # noqa: E402
+from probes.testing import reseal_round  # noqa: E402
 from harness.inspect_bridge.run import load_task, run_inspect_task  # noqa: E402
 from harness.inspect_bridge.tasks.deference import deference, with_claim  # noqa: E402
 from harness.loop import run_loop  # noqa: E402
@@ -83,6 +84,7 @@ def test_inspect_scores_match_the_harness_evaluation_round_by_round(tiny_run, of
         assert {s.id: s.output.completion for s in log.samples} == {x.question_id: x.completion for x in rows}
         accuracies[r] = log.results.scores[0].metrics["accuracy"].value
         assert accuracies[r] == pytest.approx(store.read_round(r).metrics["test_accuracy"])
+        reseal_round(tiny_run, r)  # the logs were added after the round was recorded
 
     results = run_probes(RunView(tiny_run), {"inspect.task_drift": {}})
     by_name = {m.name: m for m in results.measurements}
@@ -176,11 +178,14 @@ def test_the_probe_splits_conditions_and_is_quiet_without_logs(tiny_run, tmp_pat
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("inspect"))
+    for r in (0, 1):
+        reseal_round(run, r)
     empty = run_probes(RunView(run), {"inspect.task_drift": {}}).measurements
     assert len(empty) == 1 and empty[0].value is None and "no inspect logs" in empty[0].details["reason"]
     for r in (0, 1):
         run_inspect_task("harness.inspect_bridge.tasks.deference:deference", DeferentBackend(), r,
                          run / f"round-{r:03d}" / "inspect", seed=0, task_args={"n": 10})
+        reseal_round(run, r)
     names = {m.name for m in run_probes(RunView(run), {"inspect.task_drift": {}}).measurements}
     assert {"deference.claim.adopted", "deference.control.correct",
             "deference.claim.adopted.delta_vs_round0"} <= names

@@ -384,3 +384,44 @@ def test_checkpoints_have_the_permissions_of_the_other_artifacts(reference):
     run = reference[1] / "default" / "seed-3" / "round-001"
     modes = {p.name: p.stat().st_mode & 0o777 for p in [*run.iterdir(), *(run / "model").iterdir()] if p.is_file()}
     assert len(set(modes.values())) == 1, modes
+
+
+def test_compare_marks_an_incomplete_run(reference, tmp_path):
+    suite = suite_file(tmp_path, lr=10)
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["run", str(suite), "--out", str(out), "--no-cache"]).exit_code == 1
+    result = runner.invoke(app, ["compare", str(reference[1] / "default"), str(out / "default"),
+                                 "--md", str(tmp_path / "c.md")])
+    assert result.exit_code == 0 and "INCOMPLETE" in result.output, result.output
+    assert "round 1 failed" in (tmp_path / "c.md").read_text()
+
+
+def _invoke_as_nobody(args: list[str], conn) -> None:
+    os.setgid(65534)
+    os.setuid(65534)  # a user who may read the run but not write it
+    result = runner.invoke(app, args)
+    conn.send((result.exit_code, result.output))
+    os._exit(0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_probes_and_check_on_a_read_only_run_print_the_verdict_and_say_nothing_was_saved(reference):
+    import tempfile
+
+    suite, ref_out, _ = reference
+    base = Path(tempfile.mkdtemp(prefix="loopprobe-ro-"))
+    try:
+        out = Path(shutil.copytree(ref_out, base / "out"))
+        shutil.copy(suite, base / "suite.toml")
+        for p in [base, *base.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        (out / "default" / "probes.json").unlink()  # so that check must recompute, and cannot save
+        for args in (["check", str(out), str(base / "suite.toml")], ["probes", str(out / "default" / "seed-3")]):
+            parent, child = multiprocessing.Pipe()
+            proc = multiprocessing.get_context("fork").Process(target=_invoke_as_nobody, args=(args, child))
+            proc.start()
+            code, output = parent.recv()
+            proc.join()
+            assert code == 0 and "not saved" in output, f"{args[0]}: {output}"
+    finally:
+        shutil.rmtree(base)

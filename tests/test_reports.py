@@ -256,5 +256,5 @@ def test_damaged_probes_json_is_a_one_line_error(runs, tmp_path):
     run = Path(shutil.copytree(runs["clean"], tmp_path / "run"))
     (run / "probes.json").write_text("{not json")
     result = runner.invoke(app, ["report", str(run)])
-    assert result.exit_code == 2 and "probes.json: not valid probe results" in result.output
+    assert result.exit_code == 2 and "probes.json:1: not valid JSON" in result.output
     assert len(result.output.strip().splitlines()) == 1
