@@ -327,7 +327,7 @@ def test_non_finite_losses_and_weights_are_failures():
 
 
 def test_a_second_writer_is_refused_with_the_holders_pid_and_a_dead_holders_lock_is_taken_over(reference, tmp_path):
-    suite, _, counts = reference
+    suite = reference[0]
     out = tmp_path / "out"
     args = ["run", str(suite), "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
     ctx = multiprocessing.get_context("fork")
