@@ -19,10 +19,10 @@ from harness.cost import (
     estimate,
     machine_limits,
     problems,
-    tiny_parameters,
 )
 from harness.domains.arithmetic import ArithmeticConfig, ArithmeticDomain
 from harness.domains.word_problems import WordProblemsConfig, WordProblemsDomain
+from harness.models.sizes import tiny_parameters
 from harness.models.tiny.model import TinyConfig
 from harness.suite import SuiteError, load_suite, measurement_names, parse_suite
 from tests.test_suite import HOLDS, TINY
