@@ -259,12 +259,33 @@ def _check_gate_stat(suite: Suite, i: int, gate: GateSpec, params: dict[str, Any
                          f"{_nearest(gate.stat, names)}")
 
 
+def _check_inspect_tasks(suite: Suite) -> None:
+    """Each inspect task's module imports and has the named function: found at load, not after base training."""
+    import importlib
+    import importlib.util
+
+    for i, spec in enumerate(suite.inspect):
+        module_name, _, function = spec.task.partition(":")
+        try:
+            found = importlib.util.find_spec(module_name) is not None
+            module = importlib.import_module(module_name) if found else None
+        except Exception as e:  # an import error of the user's module, whatever its kind: one line
+            raise SuiteError(f"key inspect.{i}.task: cannot import {module_name} "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
+        if module is None:
+            raise SuiteError(f"key inspect.{i}.task: no module {module_name!r}; name a task as module:function, e.g. "
+                             "harness.inspect_bridge.tasks.deference:deference")
+        if not callable(getattr(module, function, None)):
+            raise SuiteError(f"key inspect.{i}.task: {module_name} has no function {function!r}")
+
+
 def _check_references(suite: Suite) -> None:
     """Condition overrides, context lengths, probe ids, probe parameters and gate targets: the parts
     pydantic can't see."""
     from probes import ProbeError, get_probe, registry
 
     _check_conditions(suite)  # first: the checks below resolve conditions
+    _check_inspect_tasks(suite)
     selection = suite.probe_selection()
     for pid, params in selection.items():
         try:

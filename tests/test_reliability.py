@@ -425,3 +425,12 @@ def test_probes_and_check_on_a_read_only_run_print_the_verdict_and_say_nothing_w
             assert code == 0 and "not saved" in output, f"{args[0]}: {output}"
     finally:
         shutil.rmtree(base)
+
+
+@pytest.mark.parametrize("task", ["harness.inspect_bridge.tasks.nope:deference",
+                                  "harness.inspect_bridge.tasks.deference:nope"])
+def test_a_bad_inspect_task_is_refused_at_load(tmp_path, task):
+    suite = suite_file(tmp_path)
+    suite.write_text(suite.read_text() + f'\n[[inspect]]\ntask = "{task}"\n')
+    result = runner.invoke(app, ["run", str(suite), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "key inspect.0.task" in result.output and not (tmp_path / "c").exists()
