@@ -340,6 +340,13 @@ def probes_command(
                       _fmt(m.p_adjusted) if tested else "",
                       f"[bold red]yes ({'alarm' if m.alarm is not None else m.concern})[/]" if m.fires else "")
     console.print(table)
+    from probes import incomplete
+
+    why = incomplete(view)
+    if why:
+        err_console.print(f"[bold red]incomplete:[/] {escape(why)}; no gate on this run holds", soft_wrap=True)
+    for r in getattr(view, "stalled_rounds", []):
+        console.print(f"round {r}: no update (its training set was empty)", highlight=False)
     alarms = [m for m in results.measurements if m.alarm is not None]
     console.print(f"{len(results.measurements)} measurements: {results.correction.describe()} "
                   f"({results.correction.firing_uncorrected} uncorrected); alarms: {sum(m.fires for m in alarms)} "

@@ -99,6 +99,8 @@ def load_or_train_base(domain: Domain, splits: Splits, model_cfg: TinyConfig, ba
     """The base model for these conditions, from `cache_dir/key` if present. cache_dir None: no cache."""
     reporter = reporter or SilentReporter()
     path = Path(cache_dir) / key if cache_dir is not None else None
+    if path is not None and path.parent.is_dir():
+        _remove_stale_temps(path.parent)
     if path is not None and (path / "base.json").exists():
         t0 = time.perf_counter()
         info = _cached(path, reporter)
@@ -110,7 +112,6 @@ def load_or_train_base(domain: Domain, splits: Splits, model_cfg: TinyConfig, ba
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _remove_stale_temps(path.parent)
             tmp = path.with_name(f".{key}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             model.save(tmp)
