@@ -434,3 +434,19 @@ def test_a_bad_inspect_task_is_refused_at_load(tmp_path, task):
     suite.write_text(suite.read_text() + f'\n[[inspect]]\ntask = "{task}"\n')
     result = runner.invoke(app, ["run", str(suite), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
     assert result.exit_code == 2 and "key inspect.0.task" in result.output and not (tmp_path / "c").exists()
+
+
+@pytest.mark.slow
+def test_the_default_suite_at_lr_10_records_a_non_finite_loss_and_never_passes(tmp_path):
+    """The issue's case: smoke with lr = 10 makes round 1's loss NaN (at step 4 on this machine)."""
+    suite = tmp_path / "smoke_lr10.toml"
+    suite.write_text(Path("suites/smoke.toml").read_text().replace("rounds = 2\n", "rounds = 2\nlr = 10\n", 1))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(suite), "--out", str(out), "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 1 and "incomplete" in result.output, result.output
+    run = out / "default" / "seed-0"
+    record = json.loads((run / "round-001/round.json").read_text())
+    assert record["status"] == "failed" and record["reason"].startswith("non-finite training loss")
+    assert runner.invoke(app, ["verify", str(out)]).exit_code == 0  # round 0 intact, the failure recorded
+    checked = runner.invoke(app, ["check", str(out), str(suite)])
+    assert checked.exit_code == 1 and "non-finite training loss" in checked.output
