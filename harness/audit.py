@@ -34,7 +34,10 @@ def audit(path: Path) -> tuple[int, list[str]]:
         problems += store.problems()
         checked += 1 + sum(1 + len(store.read_round(r).files) for r in store.recorded_rounds()
                            if _readable(store, r))
-    for results in sorted({p for run in runs for p in (run, run.parent)} | {path}):
+    holders = {path}
+    for run in runs:  # the run and every directory between it and `path` (conditions, suite outputs)
+        holders.update(d for d in [run, *run.parents] if d == path or path in d.parents)
+    for results in sorted(holders):
         if (results / "probes.json").exists():
             checked += 2
             try:
