@@ -289,6 +289,14 @@ class RunStore:
         write_atomic(self.round_dir(record.round) / ROUND_FILE, dump_checked(record))
         self._records[record.round] = record
 
+    def fail_round(self, r: int, reason: str, training: dict | None, seconds: dict[str, float]) -> None:
+        """Record round r as failed (no checkpoint, no other files) and raise RoundFailed."""
+        self.finish_round(RoundRecord(round=r, status="failed", reason=reason, metrics={}, counts={},
+                                      training=training, seconds=seconds,
+                                      files=self.round_files(r) if self.round_dir(r).exists() else {}))
+        raise RoundFailed(f"{self.round_dir(r) / ROUND_FILE}: round {r} failed: {reason}; rounds 0..{r - 1} are "
+                          "intact (on_failure = \"continue\" keeps going with the previous weights)")
+
     def read_round(self, r: int) -> RoundRecord:
         if r not in self._records:
             self._records[r] = load_checked(self.round_dir(r) / ROUND_FILE, RoundRecord, self._fix(r))

@@ -26,7 +26,7 @@ import torch
 import transformers
 
 from harness import faults
-from harness.artifacts import (Manifest, ReferenceRow, RoundFailed, RoundRecord, RunError, RunStore,
+from harness.artifacts import (Manifest, ReferenceRow, RoundFailed, RunError, RunStore,
                               SampleRow, SelectedRow)
 from harness.config import RunConfig, config_hash
 from harness.domains import make_domain
@@ -225,13 +225,8 @@ def _run_locked(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Rep
                 status, reason = "no_update", f"empty training set: round {r - 1} selected nothing to train on"
             elif (reason := _training_failure(model, losses, stats)) is not None:
                 seconds["distill"] = time.perf_counter() - t0
-                if cfg.loop.on_failure == "stop":
-                    store.finish_round(RoundRecord(round=r, status="failed", reason=reason, metrics={}, counts={},
-                                                   training=training, seconds=seconds, files=store.round_files(r)
-                                                   if store.round_dir(r).exists() else {}))
-                    raise RoundFailed(f"{store.round_dir(r) / 'round.json'}: round {r} failed: {reason}; rounds "
-                                      f"0..{r - 1} are intact (on_failure = \"continue\" keeps going with the "
-                                      "previous weights)")
+                if cfg.loop.on_failure == "stop":  # recorded, then the run ends here (exit 1)
+                    store.fail_round(r, reason, training, seconds)
                 reporter.log(f"[yellow]round {r}: {reason}; the update is rejected, round {r - 1}'s weights kept[/]")
                 model = load_checkpoint(cfg.model, store.verified_model(r - 1))
                 status = "rejected"
