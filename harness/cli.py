@@ -28,6 +28,25 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"loopprobe {version('loopprobe')}")
+        except PackageNotFoundError:  # a checkout on sys.path, not installed
+            typer.echo("loopprobe (not installed: no package metadata)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print `loopprobe <version>` and exit")] = False,
+) -> None:
+    pass
+
+
 _COLUMNS = [  # (header, metric, format)
     ("round", None, None),
     ("test acc", "test_accuracy", "{:.1%}"),
@@ -61,14 +80,16 @@ def round_table(store: RunStore) -> Table:
     return table
 
 
-DEFAULT_SUITE = Path(__file__).resolve().parents[1] / "suites" / "smoke.toml"
+DEFAULT_SUITE = "smoke"  # a shipped suite's name (harness.shipped)
+_SUITE_HELP = "a suite TOML file, or a shipped suite's name (`loopprobe suites` lists them)"
 
 
-def _load_suite(path: Path):
+def _load_suite(arg: str):
+    from harness.shipped import resolve_suite
     from harness.suite import SuiteError, load_suite
 
     try:
-        return load_suite(path)
+        return load_suite(resolve_suite(arg))
     except SuiteError as e:
         fail(str(e))
 
@@ -148,7 +169,7 @@ _Summary = Annotated[Path | None, typer.Option(help="write a Markdown summary (f
 
 @app.command()
 def run(
-    suite_file: Annotated[Path, typer.Argument(metavar="SUITE", help="suite TOML file")] = DEFAULT_SUITE,
+    suite_file: Annotated[str, typer.Argument(metavar="SUITE", help=_SUITE_HELP)] = DEFAULT_SUITE,
     out: Annotated[Path | None, typer.Option(help="output directory (default: runs/<suite>-<time>)")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="run this one seed instead of the suite's seeds")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="base-model cache (default ~/.cache/loopprobe)")] = None,
@@ -157,7 +178,7 @@ def run(
     summary: _Summary = None,
     force: _Force = False,
 ) -> None:
-    """Run a suite (default: suites/smoke.toml): the loop for each condition and seed, its probes, its gates.
+    """Run a suite (default: the shipped suite smoke): the loop for each condition and seed, its probes, its gates.
 
     Exit 0 when every gate holds, 1 when a gate fails, 2 for a usage or configuration error.
     """
@@ -195,7 +216,7 @@ def run(
 @app.command()
 def check(
     run_path: Annotated[Path, typer.Argument(metavar="RUN", help="a run directory or a suite output directory")],
-    suite_file: Annotated[Path, typer.Argument(metavar="SUITE", help="suite TOML file")],
+    suite_file: Annotated[str, typer.Argument(metavar="SUITE", help=_SUITE_HELP)],
     junit: _Junit = None,
     summary: _Summary = None,
 ) -> None:
@@ -212,10 +233,29 @@ def check(
     _report_outcome(outcome, junit, summary)
 
 
+@app.command("suites")
+def suites_command() -> None:
+    """List the shipped suites: name, size, measured runtime, description (`loopprobe run NAME` runs one)."""
+    from harness.shipped import shipped_suites, suite_info, suites_dir
+
+    table = Table("suite", "size", "runtime", "description", box=box.SIMPLE_HEAVY, title="shipped suites",
+                  caption=escape(f"in {suites_dir()} · runtime: measured on 2 CPU cores ([suite] expected_seconds)"
+                                 " · large: real pretrained models, GPU advised"))
+    for name, path in shipped_suites().items():
+        info = suite_info(path)
+        seconds = info.get("expected_seconds")
+        runtime = "-" if seconds is None else (f"{seconds} s" if seconds < 120 else f"{seconds / 60:.0f} min")
+        description = str(info.get("description", "")).strip().splitlines()
+        table.add_row(name + (" (default)" if name == DEFAULT_SUITE else ""), str(info.get("size", "small")),
+                      runtime, escape(description[0] if description else ""))
+    console.print(table)
+
+
 @app.command("verify-suites")
 def verify_suites(
     names: Annotated[list[str] | None, typer.Argument(metavar="[NAME...]",
-                                                      help="shipped suite names (default: all)")] = None,
+                                                      help="shipped suite names or suite files (default: every "
+                                                           "shipped suite)")] = None,
     out: Annotated[Path, typer.Option(help="suite outputs go to OUT/<name> (resumable)")] = Path("runs/verify"),
     budget: Annotated[float | None, typer.Option(help="seconds: run the suites whose measured runtime fits")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="base-model cache (default ~/.cache/loopprobe)")] = None,

@@ -20,19 +20,21 @@ _OUTCOME = pytest.StashKey[object]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("loopprobe")
-    group.addoption("--loopprobe-suite", metavar="SUITE", help="a suite TOML file: each gate becomes a test")
+    group.addoption("--loopprobe-suite", metavar="SUITE",
+                    help="a suite TOML file or a shipped suite's name: each gate becomes a test")
     group.addoption("--loopprobe-out", metavar="DIR", help="where the suite's runs go (default: a temp dir)")
     group.addoption("--loopprobe-run", metavar="DIR", help="check recorded runs (loopprobe check) instead")
 
 
 def _suite(config: pytest.Config):
+    from harness.shipped import resolve_suite
     from harness.suite import SuiteError, load_suite
 
     path = config.getoption("--loopprobe-suite")
     if not path:
         return None
     try:
-        return load_suite(path)
+        return load_suite(resolve_suite(path))
     except SuiteError as e:
         raise pytest.UsageError(str(e)) from None
 

@@ -8,17 +8,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.suite import Suite, SuiteError, load_suite
-
-SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
-# smoke and the negative control first: the cheapest checks of the whole path and of the false-alarm control
-ORDER = ("smoke", "null_loop", "planted_misconception", "lmsi", "noise_vs_systematic", "replace_vs_accumulate",
-         "competence_threshold", "verifier_vs_self", "smollm2_cpu", "smollm2_lmsi")
-
-
-def shipped() -> dict[str, Path]:
-    found = {p.stem: p for p in sorted(SUITES_DIR.glob("*.toml"))}
-    return {name: found[name] for name in sorted(found, key=lambda n: (ORDER.index(n) if n in ORDER else 99, n))}
+from harness.shipped import resolve_suite
+from harness.shipped import shipped_suites as shipped
+from harness.suite import Suite, load_suite
 
 
 @dataclass
@@ -28,18 +20,11 @@ class Plan:
 
 
 def plan(names: list[str], budget: float | None, gpu: bool) -> Plan:
-    """Which suites to run within `budget` seconds (None: all), in order; a SuiteError for an unknown name."""
-    known = shipped()
+    """Which suites to run within `budget` seconds (None: all), in order. Each name is a shipped suite's name
+    or a suite file (harness.shipped.resolve_suite); a SuiteError for one that is neither."""
     out, left = Plan(), budget
-    for name in names or list(known):
-        path = known.get(name) or (Path(name) if Path(name).suffix == ".toml" else None)
-        if path is None:
-            import difflib
-
-            near = difflib.get_close_matches(name, known, n=1)
-            raise SuiteError(f"no shipped suite {name!r}" + (f"; did you mean {near[0]!r}?" if near else
-                                                             f"; shipped: {', '.join(known)}"))
-        suite = load_suite(path)
+    for name in names or list(shipped()):
+        suite = load_suite(resolve_suite(name))
         expected = suite.suite.expected_seconds
         if suite.suite.size == "large" and not gpu and not names:  # named explicitly: run it anyway
             out.skipped.append((suite.suite.name, "a large suite (real pretrained models): needs a GPU"))

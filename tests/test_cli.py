@@ -40,5 +40,6 @@ def test_missing_suite_file_and_missing_run_are_one_line_errors(tmp_path):
 
 def test_default_suite_is_smoke():
     from harness.cli import DEFAULT_SUITE
+    from harness.shipped import resolve_suite
 
-    assert DEFAULT_SUITE.name == "smoke.toml" and DEFAULT_SUITE.exists()
+    assert DEFAULT_SUITE == "smoke" and resolve_suite(DEFAULT_SUITE).name == "smoke.toml"
