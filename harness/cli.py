@@ -84,12 +84,13 @@ DEFAULT_SUITE = "smoke"  # a shipped suite's name (harness.shipped)
 _SUITE_HELP = "a suite TOML file, or a shipped suite's name (`loopprobe suites` lists them)"
 
 
-def _load_suite(arg: str):
-    from harness.shipped import resolve_suite
+def _load_suite(arg: str | None):
+    """A suite file or a shipped suite's name; None: the default suite, always the shipped one."""
+    from harness.shipped import resolve_suite, shipped_suites
     from harness.suite import SuiteError, load_suite
 
     try:
-        return load_suite(resolve_suite(arg))
+        return load_suite(shipped_suites()[DEFAULT_SUITE] if arg is None else resolve_suite(arg))
     except SuiteError as e:
         fail(str(e))
 
@@ -169,7 +170,8 @@ _Summary = Annotated[Path | None, typer.Option(help="write a Markdown summary (f
 
 @app.command()
 def run(
-    suite_file: Annotated[str, typer.Argument(metavar="SUITE", help=_SUITE_HELP)] = DEFAULT_SUITE,
+    suite_file: Annotated[str | None, typer.Argument(metavar="SUITE", help=_SUITE_HELP,
+                                                     show_default=DEFAULT_SUITE)] = None,
     out: Annotated[Path | None, typer.Option(help="output directory (default: runs/<suite>-<time>)")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="run this one seed instead of the suite's seeds")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="base-model cache (default ~/.cache/loopprobe)")] = None,
@@ -188,6 +190,7 @@ def run(
     from probes import ProbeError
 
     suite = _load_suite(suite_file)
+    suite_file = suite_file or DEFAULT_SUITE
     out = out or Path("runs") / f"{suite.suite.name}-{datetime.now():%Y%m%d-%H%M%S}"
     cache = None if no_cache else (cache_dir or default_cache_dir())
     seeds = [seed] if seed is not None else suite.suite.seeds

@@ -53,6 +53,15 @@ def test_a_file_wins_then_a_shipped_name_then_one_line_errors(tmp_path, monkeypa
         resolve_suite("suites/lmsi.toml")
 
 
+def test_run_without_a_suite_runs_the_shipped_default_even_beside_a_file_named_smoke(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("smoke").write_text("not [toml")
+    result = runner.invoke(app, ["run", "--seed", str(2**40), "--out", str(tmp_path / "out")])  # stops at the seed
+    assert result.exit_code == 2 and "seed" in result.output and "TOML" not in result.output, result.output
+    result = runner.invoke(app, ["run", "smoke"])  # named: the file wins
+    assert result.exit_code == 2 and "smoke: not valid TOML" in result.output, result.output
+
+
 def test_commands_take_a_shipped_name(tmp_path):
     result = runner.invoke(app, ["check", str(tmp_path / "nothing"), "smoke"])  # resolved, loaded, then no run
     assert result.exit_code == 2 and "no run for condition 'default'" in result.output, result.output
