@@ -32,6 +32,7 @@ from harness.config import RunConfig, config_hash
 from harness.domains import make_domain
 from harness.domains.base import Domain, Question, Splits
 from harness.lock import write_lock
+from harness.preflight import make_directory
 from harness.models.base import ModelBackend
 from harness.models.factory import base_model, load_checkpoint
 from harness.models.tiny.pretrain import CACHE_VERSION
@@ -164,11 +165,7 @@ def base_key(cfg: RunConfig) -> str:
 def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Reporter | None = None) -> RunStore:
     """Run (or resume) the loop into `out`. Raises RoundFailed when a round's fine-tune fails and
     `on_failure` is "stop"; RunError for anything the user can fix."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RunError(f"{out}: cannot create the run directory ({e.strerror}); pass a writable --out") from None
+    out = make_directory(out, "run directory")
     with write_lock(out):
         return _run_locked(cfg, out, cache_dir, reporter or SilentReporter())
 

@@ -38,6 +38,16 @@ def output_directory(path: Path, option: str = "--out") -> None:
     _try_write(base, path, option)
 
 
+def make_directory(path: Path, what: str) -> Path:
+    """Create `path` (and parents), or a one-line RunError naming it and why not."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"{path}: cannot create the {what} ({e.strerror}); pass a writable --out") from None
+    return path
+
+
 def output_file(path: Path | None, option: str) -> None:
     """`path` (when given) can be written as a file."""
     if path is None:

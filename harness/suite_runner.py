@@ -16,6 +16,7 @@ from pathlib import Path
 from harness.artifacts import RoundFailed, RunError, remove_stale_temps, write_atomic
 from harness.integrity import dump_checked
 from harness.lock import write_lock
+from harness.preflight import make_directory
 from harness.progress import Reporter, SilentReporter
 from harness.suite import Suite
 from probes import PooledRunView, RunView, incomplete, results_for
@@ -32,11 +33,7 @@ def run_suite(suite: Suite, out: Path, cache_dir: Path | None, reporter: Reporte
 
     reporter = reporter or SilentReporter()
     seeds = seeds or suite.suite.seeds
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RunError(f"{out}: cannot create the output directory ({e.strerror}); pass a writable --out") from None
+    out = make_directory(out, "output directory")
     with write_lock(out):
         for directory in [out, *(out / c for c in suite.condition_names())]:  # a killed writer's temporaries
             remove_stale_temps(directory)
