@@ -14,7 +14,9 @@ def run_dirs(path: Path) -> list[Path]:
     path = Path(path)
     if (path / "manifest.json").exists():
         return [path]
-    return sorted(p.parent for p in path.rglob("manifest.json") if not any(s.startswith(".") for s in p.parts))
+    # Hidden directories below `path` are temporaries; those above it (say `.ci-out/`) are the user's choice.
+    return sorted(p.parent for p in path.rglob("manifest.json")
+                  if not any(s.startswith(".") for s in p.relative_to(path).parts))
 
 
 def audit(path: Path) -> tuple[int, list[str]]:

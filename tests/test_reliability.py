@@ -248,6 +248,15 @@ def test_an_intact_run_verifies(reference):
     assert result.exit_code == 0 and "intact" in result.output, result.output
 
 
+def test_verify_finds_runs_under_a_hidden_parent_and_skips_hidden_ones_below(reference, tmp_path):
+    # CI writes to .ci-out/verify: a dot above the path given is the user's; one below it is a temporary.
+    out = Path(shutil.copytree(reference[1], tmp_path / ".ci-out" / "verify"))
+    result = runner.invoke(app, ["verify", str(out)])
+    assert result.exit_code == 0 and "intact" in result.output, result.output
+    shutil.copytree(out / "default" / "seed-3", out / "default" / ".tmp-seed-9")
+    assert runner.invoke(app, ["verify", str(out)]).output == result.output
+
+
 def test_a_damaged_base_cache_entry_is_said_and_trained_again(tmp_path):
     from harness.loop import run_loop
     from tests.conftest import tiny_run_config
