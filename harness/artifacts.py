@@ -32,7 +32,9 @@ from harness.integrity import (
     verify_file,
 )
 
-SCHEMA_VERSION = 2  # 2: round.json hashes every file of the round; manifest and round.json carry a checksum
+# 2: round.json hashes every file of the round; manifest and round.json carry a checksum
+# 3: answers are the domain's canonical strings (parsed_answer, truth, answer)
+SCHEMA_VERSION = 3
 __all__ = ["DamagedFile", "RoundFailed", "RunError", "sha256_file"]
 
 
@@ -49,11 +51,11 @@ class SampleRow(BaseModel):
     decoding: Literal["sample", "greedy"]
     prompt: str
     completion: str
-    parsed_answer: int | None
+    parsed_answer: str | None  # the domain's canonical form
     sum_logprob: float
     n_tokens: int
     finished: bool
-    truth: int
+    truth: str
     correct: bool
 
 
@@ -67,7 +69,7 @@ class SelectedRow(BaseModel):
     sample_index: int  # into the round's pool samples; for rationalizations, into the hinted resamples
     prompt: str  # what it is trained on: the question's own prompt (a rationalization's hint is dropped)
     completion: str
-    answer: int | None  # the completion's parsed answer (None only under select = "none")
+    answer: str | None  # the completion's canonical answer (None only under select = "none")
     vote_share: float  # share of the question's samples that gave this answer (label-free, for every selector)
     source: Literal["sample", "rationalization"] = "sample"  # rationalization: STaR's hinted resample
     score: float | None = None  # the selector's own score (judge: mean log-prob per token)
@@ -257,6 +259,10 @@ class RunStore:
             if old.config_hash != manifest.config_hash:
                 raise RunError(f"{path}: field config_hash: this directory holds a run with another "
                                "configuration; pass a new --out, or the same configuration to resume it")
+            if old.schema_version != manifest.schema_version:  # a resume would mix two record formats
+                raise RunError(f"{path}: field schema_version: this run was recorded in format "
+                               f"{old.schema_version}, this loopprobe writes {manifest.schema_version}; it can "
+                               "still be probed and reported, but not resumed: pass a new --out")
         elif self.root.exists() and any(p for p in self.root.iterdir() if not p.name.startswith(".")):
             raise RunError(f"{self.root}: directory exists and is not a loopprobe run; pass an empty or new --out")
         else:

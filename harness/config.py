@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.bounds import (
     MAX_BATCH,
@@ -23,12 +23,20 @@ from harness.bounds import (
     Int,
 )
 from harness.domains.arithmetic import ArithmeticConfig
-from harness.domains.word_problems import WordProblemsConfig
-from harness.models.hf.config import HFConfig
+from harness.domains.base import DirectFormat, missing_capabilities
 from harness.models.tiny.model import TinyConfig
+from harness.registry import lookup, registered, unknown_name
 
-DomainConfig = Annotated[ArithmeticConfig | WordProblemsConfig, Field(discriminator="name")]
-ModelConfig = Annotated[TinyConfig | HFConfig, Field(discriminator="backend")]
+
+def _union(kind: str, tag: str) -> Any:
+    """The config type of an extension kind: a union of every registered config class, discriminated by `tag`
+    (`[domain] name`, `[model] backend`). Built when this module is imported, so installed plugins join it."""
+    classes = tuple(entry.obj.config_class for entry in registered(kind).values())
+    return Annotated[Union[classes], Field(discriminator=tag)] if len(classes) > 1 else classes[0]  # noqa: UP007
+
+
+DomainConfig = _union("domain", "name")
+ModelConfig = _union("backend", "backend")
 
 
 class _Strict(BaseModel):
@@ -57,18 +65,21 @@ class LoopConfig(_Strict):
 
     rounds: Int = Field(2, ge=0, le=MAX_ROUNDS, description="training rounds after round 0 (the base; at most 100)")
     # amplify
-    amplify: Literal["sample", "decompose"] = Field(
-        "sample", description="sample: k samples per question; decompose: IDA, the model answers the "
-                              "sub-questions (column sums) and the harness composes the trace")
+    amplify: str = Field(
+        "sample", description="a registered amplifier: sample, k samples per question; decompose, IDA: the model "
+                              "answers the domain's sub-questions and the harness composes the trace")
     k: Int = Field(8, ge=1, le=MAX_SAMPLES, description="samples per pool question (at most 1024)")
     temperature: Float = Field(0.8, ge=0, le=MAX_TEMPERATURE, description="sampling temperature: 0 (greedy) or "
                                                                          "from 0.001 to 10")
     max_new_tokens: Int = Field(40, ge=1, le=4096, description="tokens per completion (at most 4096, and the "
                                                                "prompt plus this must fit the model's context)")
     # select
-    select: Literal["self_consistency", "verifier", "gold_rationalization", "judge", "none"] = Field(
-        "self_consistency", description="self_consistency (LMSI), verifier (ReST-EM), gold_rationalization "
-                                        "(STaR), judge (self-rewarding), none (train on every sample)")
+    select: str = Field(
+        "self_consistency", description="a registered selector: self_consistency (LMSI), verifier (ReST-EM), "
+                                        "gold_rationalization (STaR), judge (self-rewarding), self_verify (the "
+                                        "learner checks its own candidates), none (train on every sample)")
+    select_args: dict[str, Any] = Field({}, description="settings of the selector's own (its registered `args` "
+                                                        "model), for selectors that have them")
     tau: Float = Field(0.6, ge=0, le=1, description="self_consistency: keep a question when its majority "
                                                     "vote share >= tau")
     verifier_noise: Float = Field(0.0, ge=0, le=1, description="verifier: probability each verdict is flipped")
@@ -92,9 +103,9 @@ class LoopConfig(_Strict):
         ["cot"], min_length=1, description="train each kept sample in these formats (LMSI mixes both): cot, "
                                            "the rationale; direct, the answer line only")
     # data policy
-    data_policy: Literal["replace", "accumulate", "mix_real"] = Field(
-        "replace", description="replace: the newest selection; accumulate: every selection so far; mix_real: "
-                               "the newest selection plus labeled base-train data")
+    data_policy: str = Field(
+        "replace", description="a registered data policy: replace, the newest selection; accumulate, every "
+                               "selection so far; mix_real, the newest selection plus labeled base-train data")
     real_fraction: Float = Field(0.1, ge=0, lt=1, description="mix_real: share of the training set that is real")
     # evaluation
     eval_k: Int = Field(8, ge=1, le=MAX_SAMPLES, description="sampled decodings per test and ood question (at "
@@ -108,8 +119,31 @@ class LoopConfig(_Strict):
                             "set) is recorded with status failed; stop: end the run there (exit 1); continue: keep "
                             "the previous round's weights and go on (the run still never passes a gate)")
 
+    @field_validator("amplify", "select", "data_policy")
+    @classmethod
+    def _registered(cls, value: str, info) -> str:
+        kind = {"amplify": "amplifier", "select": "selector"}.get(info.field_name, info.field_name)
+        if value not in registered(kind):
+            raise ValueError(unknown_name(kind, value))
+        return value
+
+    def selector_args(self) -> Any:
+        """The selector's validated `select_args` (its registered `args` model), or None when it has none."""
+        model = lookup("selector", self.select).metadata.get("args")
+        return None if model is None else model(**self.select_args)
+
     @model_validator(mode="after")
     def _check(self) -> LoopConfig:
+        model = lookup("selector", self.select).metadata.get("args")
+        if model is None and self.select_args:
+            raise ValueError(f"select_args: selector {self.select!r} takes no settings; remove select_args")
+        if model is not None:
+            try:
+                model(**self.select_args)
+            except ValidationError as e:
+                err = e.errors()[0]
+                where = ".".join(map(str, err["loc"]))
+                raise ValueError(f"select_args: {where}: {err['msg']}") from None
         if 0 < self.temperature < 1e-3:  # logits / T overflows float32 near 1e-38: a traceback in sampling
             raise ValueError(f"temperature: {self.temperature:g} is neither 0 (greedy) nor at least 0.001")
         if len(set(self.formats)) != len(self.formats):
@@ -141,10 +175,27 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _fits_context(self) -> RunConfig:
-        problem = context_problem(self.domain, self.model, self.loop)
+        problem = strategy_problem(self.domain, self.loop) or context_problem(self.domain, self.model, self.loop)
         if problem:
             raise ValueError(f"{problem[0]}: {problem[1]}")
         return self
+
+
+def strategy_problem(domain, loop: LoopConfig) -> tuple[str, str] | None:
+    """(key, why) when a strategy needs a capability the domain lacks (harness.domains.base): checked when a
+    suite is validated, so a run never starts with a pairing that fails at run time."""
+    domain_class = lookup("domain", domain.name).obj
+    needs = [("loop.amplify", "amplifier", loop.amplify), ("loop.select", "selector", loop.select),
+             ("loop.data_policy", "data_policy", loop.data_policy)]
+    for key, kind, name in needs:
+        missing = missing_capabilities(domain_class, lookup(kind, name).metadata.get("requires", ()))
+        if missing:
+            return key, (f"{kind.replace('_', ' ')} {name!r} needs a domain with {'; '.join(missing)}, and domain "
+                         f"{domain.name!r} has none; choose another {key.split('.')[1]} or domain")
+    if "direct" in loop.formats and (missing := missing_capabilities(domain_class, (DirectFormat,))):
+        return "loop.formats", (f"the direct format needs a domain with {missing[0]}, and domain {domain.name!r} "
+                                "has none; train the cot format only")
+    return None
 
 
 def context_problem(domain, model, loop: LoopConfig) -> tuple[str, str] | None:
@@ -154,26 +205,29 @@ def context_problem(domain, model, loop: LoopConfig) -> tuple[str, str] | None:
     prompt the loop samples (the hint prompt under STaR, the growing trace under decompose) with
     `max_new_tokens`, and for base-train's gold texts. hf: `max_new_tokens` must stay below `max_length`
     (prompt + completion tokens scored and trained; prompt lengths need the tokenizer, so only this)."""
-    from harness.strategies.amplify import SUB_ANSWER_TOKENS
-
     n = loop.max_new_tokens
     if model.backend == "hf":
         if n >= model.max_length:
             return "loop.max_new_tokens", (f"{n} tokens do not fit below model.max_length ({model.max_length}), "
                                            "the prompt + completion tokens the hf backend scores and trains")
         return None
+    if not hasattr(domain, "text_lengths"):
+        return "domain.name", (f"domain {domain.name!r} does not declare text_lengths(), which the tiny backend "
+                               "needs to check that its texts fit model.max_positions")
     text, room = domain.text_lengths(), model.max_positions - 2  # bos and eos
-    prompt = max(text["prompt"], text["hint_prompt"] if loop.select == "gold_rationalization" else 0)
+    # the prompts the loop samples from: the question's, and those its selector samples (STaR's hint prompt)
+    prompts = [text["prompt"], *(text[k] for k in lookup("selector", loop.select).metadata.get("prompts", ()))]
+    prompt = max(prompts)
     if prompt + n > room:
         fix = (f"the largest valid max_new_tokens is {room - prompt}" if room > prompt else
                "raise model.max_positions")
         return "loop.max_new_tokens", (f"bos + the longest prompt ({prompt} characters) + {n} new tokens + eos "
                                        f"= {prompt + n + 2} tokens do not fit model.max_positions "
                                        f"({model.max_positions}); {fix}")
-    if loop.amplify == "decompose" and text.get("decompose_prompt", 0) + SUB_ANSWER_TOKENS > room:
+    if loop.amplify == "decompose" and text.get("decompose_prompt", 0) + text.get("sub_answer", 0) > room:
         return "model.max_positions", (f"{model.max_positions} tokens do not hold the longest decomposition "
                                        f"prompt ({text['decompose_prompt']} characters) and its sub-answer")
-    gold = max(text["prompt"], text["hint_prompt"] if domain.name == "arithmetic" and domain.hint_share else 0)
+    gold = max(text["prompt"], text.get("base_train_prompt", 0))
     if gold + text["completion"] > room:
         return "model.max_positions", (f"{model.max_positions} tokens do not hold bos + a base-train prompt "
                                        f"({gold} characters) + its gold completion ({text['completion']}) + eos")

@@ -43,6 +43,8 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -55,6 +57,7 @@ from harness.models.sizes import (
     hf_size,
     tiny_parameters,
 )
+from harness.models.training import epoch_steps
 from harness.suite import Suite, SuiteError
 
 # tiny backend, measured (see the module docstring)
@@ -186,10 +189,19 @@ def _lengths(cfg: RunConfig) -> dict[str, int]:
     return {k: math.ceil(v / CHARS_PER_TOKEN) for k, v in text.items()}
 
 
+_SIZES = ("test_size", "ood_size", "pool_size", "reference_size", "base_val_size")
+
+
+def _sizes(domain) -> Any:
+    """A domain config's split sizes under the common field names; a domain that names a split otherwise
+    (or has none) counts 0 items there, so its estimate is a lower bound."""
+    return SimpleNamespace(**{name: int(getattr(domain, name, 0) or 0) for name in _SIZES})
+
+
 def _run_work(cfg: RunConfig) -> dict[str, float]:
     """Tokens of one run: sampling slots (`sample`), prompt tokens prefilled for them (`prefill`, hf), trained
     and scored positions, and the base training (tiny) with its base-val checks."""
-    d, loop = cfg.domain, cfg.loop
+    d, loop = _sizes(cfg.domain), cfg.loop
     lengths = _lengths(cfg)
     prompt, gold, new = lengths["prompt"], lengths["completion"], loop.max_new_tokens
     hint = lengths.get("hint_prompt", prompt)
@@ -198,8 +210,8 @@ def _run_work(cfg: RunConfig) -> dict[str, float]:
     pool_rows = d.pool_size * loop.k
     sample = prefill = 0.0
     if loop.amplify == "decompose":
-        columns = getattr(d, "max_digits", 1)
-        sample += rounds * pool_rows * columns * 3  # harness.strategies.amplify.SUB_ANSWER_TOKENS
+        columns = lengths.get("sub_questions", 1)
+        sample += rounds * pool_rows * columns * lengths.get("sub_answer", 3)
         prefill += rounds * pool_rows * columns * lengths.get("decompose_prompt", prompt)
     else:
         sample += rounds * pool_rows * new
@@ -225,12 +237,12 @@ def _run_work(cfg: RunConfig) -> dict[str, float]:
         examples = kept * (r if loop.data_policy == "accumulate" else 1)
         if loop.data_policy == "mix_real":
             examples /= 1 - loop.real_fraction
-        steps = loop.steps or math.ceil(examples * loop.epochs / loop.batch_size)
+        steps = loop.steps or epoch_steps(examples, loop.epochs, loop.batch_size)
         train += steps * min(loop.batch_size, examples) * (2 + max(prompt, hint) + new)
     base_train = base_sample = 0.0
     if cfg.model.backend == "tiny":
         b = cfg.base
-        base_seq = 2 + max(prompt, hint if getattr(d, "hint_share", 0) else 0) + gold
+        base_seq = 2 + max(prompt, lengths.get("base_train_prompt", prompt)) + gold
         base_train = b.steps * b.batch_size * base_seq
         checks = (b.steps // b.eval_every if b.target_accuracy is not None else 0) + 1
         base_sample = checks * d.base_val_size * 40  # pretrain.greedy_accuracy: 40 new tokens
@@ -273,7 +285,7 @@ def _disk(configs: list[RunConfig], per_seed: int, model, n_params: int | None, 
     models (tiny) or the dequantised GGUF import (hf, when not imported yet)."""
     total = 0
     for cfg in configs:
-        d, loop = cfg.domain, cfg.loop
+        d, loop = _sizes(cfg.domain), cfg.loop
         rounds = loop.rounds + 1
         if model.backend == "tiny":
             checkpoint = tiny_parameters(model) * 4 + 20_000

@@ -4,8 +4,8 @@ Round 0 is the base model. Every round r:
   1. distill  (r > 0): fine-tune round r-1's model (or the base, distill_from = "base") on the training set
                built from the recorded selections by the data policy;
   2. evaluate: test and ood, greedy and sampled; score the reference texts;
-  3. amplify:  k samples (or k IDA-composed traces) per pool question;
-  4. select:   self-consistency, verifier, gold rationalization, judge or none -> selected.jsonl.
+  3. amplify:  the registered amplifier: k samples (or k IDA-composed traces) per pool question;
+  4. select:   the registered selector (self-consistency, verifier, ...) -> selected.jsonl.
 Each round's files are written atomically and `round.json` last, so a killed run resumes at the first
 incomplete round with bit-identical results. One process writes a run at a time (harness.lock). A fine-tune
 that fails (non-finite loss or weights, divergence) is recorded as the round's status (as is an empty training
@@ -29,44 +29,33 @@ from harness import faults
 from harness.artifacts import (Manifest, ReferenceRow, RoundFailed, RunError, RunStore,
                               SampleRow, SelectedRow)
 from harness.config import RunConfig, config_hash
-from harness.domains import make_domain
-from harness.domains.base import Domain, Question, Splits
+from harness.domains.base import Domain, Question, Splits, make_domain
 from harness.lock import write_lock
 from harness.preflight import make_directory
 from harness.models.base import ModelBackend
 from harness.models.factory import base_model, load_checkpoint
 from harness.models.tiny.pretrain import CACHE_VERSION
-from harness.models.tiny.training import epoch_steps
+from harness.models.training import epoch_steps
 from harness.progress import Reporter, SilentReporter
 from harness.seeding import derive_seed
-from harness.strategies.amplify import decompose
+from harness.registry import lookup
 from harness.strategies.distill import training_set
-from harness.strategies.judge import judge_scores
-from harness.strategies.labeled import gold_filter, rationalizations, verifier
-from harness.strategies.select import (
-    keep_all,
-    self_consistency,
-    strip_labels,
-    top_scored,
-)
+from harness.strategies.labeled import LabeledContext
+from harness.strategies.select import LabelFreeDomain, SelectionContext, strip_labels
 from harness.summary import record_round
 
 
 def decode(model: ModelBackend, domain: Domain, questions: list[Question], split: str, round: int, k: int,
            temperature: float, cfg: RunConfig, seed: int, reporter: Reporter, how: str = "sample",
            label: str | None = None) -> list[SampleRow]:
-    """k decodings of each question (greedy when temperature is 0), parsed and checked. `how` = "decompose"
-    composes each decoding from the model's answers to the domain's sub-questions (IDA)."""
+    """k decodings of each question (greedy when temperature is 0) by the amplifier `how`, parsed and checked
+    (answers in the domain's canonical form)."""
     greedy = temperature == 0
     label = label or f"round {round}: {split} {'greedy' if greedy else f'x{k}'}"
+    amplifier = lookup("amplifier", how).obj
     with reporter.task(label, len(questions) * k) as advance:
-        if how == "decompose":
-            outs = decompose(model, domain, questions, k, temperature, seed, cfg.loop.sample_batch_size or 512,
-                             advance)
-        else:
-            batch = {"batch_size": cfg.loop.sample_batch_size} if cfg.loop.sample_batch_size else {}
-            outs = model.sample([q.prompt for q in questions], k=k, temperature=temperature,
-                                max_new_tokens=cfg.loop.max_new_tokens, seed=seed, progress=advance, **batch)
+        outs = amplifier(model, domain, questions, k, temperature, seed, max_new_tokens=cfg.loop.max_new_tokens,
+                         batch_size=cfg.loop.sample_batch_size, progress=advance)
     rows = []
     for q, completions in zip(questions, outs):
         for j, c in enumerate(completions):
@@ -81,36 +70,23 @@ def decode(model: ModelBackend, domain: Domain, questions: list[Question], split
 
 def select(cfg: RunConfig, model: ModelBackend, domain: Domain, splits: Splits, samples: list[SampleRow], r: int,
            reporter: Reporter) -> list[SelectedRow]:
-    """Round r's training data for round r+1. Label-free selectors get the samples through strip_labels."""
+    """Round r's training data for round r+1, by the registered selector. One that does not read labels gets
+    the samples through strip_labels and the domain through LabelFreeDomain: it cannot reach the truth."""
     loop = cfg.loop
-    if loop.select == "self_consistency":
-        return self_consistency(strip_labels(samples), loop.tau, r)
-    if loop.select == "none":
-        return keep_all(strip_labels(samples), r)
-    if loop.select == "judge":
-        unlabeled = strip_labels(samples)
-        with reporter.task(f"round {r}: judge", 1) as advance:
-            scores = judge_scores(model, unlabeled, loop.judge_prompt, loop.judge_target)
-            advance(1)
-        return top_scored(unlabeled, scores, loop.judge_keep, r)
-    if loop.select == "verifier":
-        return verifier(samples, loop.verifier_noise, derive_seed(cfg.seed, "verifier", r), r)
-    kept, failed = gold_filter(samples, r)  # gold_rationalization (STaR)
-    failed_ids = set(failed)
-    failed_q = [q for q in splits.pool if q.id in failed_ids]
-    hinted_q = [Question(q.id, q.skill, domain.hint_prompt(q), q.answer) for q in failed_q]
-    hinted = decode(model, domain, hinted_q, "pool", r, loop.k, loop.temperature, cfg,
-                    derive_seed(cfg.seed, "rationalize", r), reporter, label=f"round {r}: rationalize x{loop.k}")
-    return kept + rationalizations(failed_q, hinted, samples, r)
+    entry = lookup("selector", loop.select)
+    seed = derive_seed(cfg.seed, entry.metadata["seed_label"], r)
+    if not entry.metadata["uses_labels"]:
+        return entry.obj(strip_labels(samples), SelectionContext(
+            round=r, loop=loop, args=loop.selector_args(), model=model, domain=LabelFreeDomain(domain), seed=seed,
+            reporter=reporter))
 
+    def resample(questions: list[Question], label: str, seed: int) -> list[SampleRow]:
+        return decode(model, domain, questions, "pool", r, loop.k, loop.temperature, cfg, seed, reporter,
+                      label=label)
 
-def _check_strategies(cfg: RunConfig, domain: Domain) -> None:
-    needs = {"decompose": cfg.loop.amplify == "decompose", "hint_prompt": cfg.loop.select == "gold_rationalization",
-             "direct_completion": "direct" in cfg.loop.formats}
-    for method, needed in needs.items():
-        if needed and not hasattr(domain, method):
-            raise RunError(f"loop: domain {domain.name!r} has no {method}(); choose another amplify, select or "
-                           f"formats setting")
+    return entry.obj(samples, LabeledContext(round=r, loop=loop, args=loop.selector_args(), model=model,
+                                             domain=domain, pool=splits.pool, decode=resample, seed=seed,
+                                             reporter=reporter))
 
 
 def _versions() -> dict[str, str]:
@@ -176,7 +152,6 @@ def _run_locked(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Rep
     store = RunStore(out)
     domain = make_domain(cfg.domain, seed=derive_seed(cfg.seed, "domain"))
     splits: Splits = domain.splits()
-    _check_strategies(cfg, domain)
 
     model, base_info = base_model(cfg, domain, splits, base_key(cfg), cache_dir, reporter)
     manifest = Manifest(config=cfg.model_dump(mode="json"), config_hash=config_hash(cfg), seed=cfg.seed,

@@ -1,8 +1,8 @@
 """Suite files: the conditions of a loop, the probes to run and the gates to hold, in one TOML file.
 
     [suite]      name, description, seeds (several seeds run each and pool the statistics)
-    [domain]     the world and its planted errors        (name = "arithmetic" | "word_problems")
-    [model]      the backend and its architecture        (backend = "tiny" | "hf"; harness.models)
+    [domain]     the world and its planted errors        (name = a registered domain, e.g. "arithmetic")
+    [model]      the backend and its architecture        (backend = a registered backend: "tiny" | "hf")
     [base]       how the base model is trained           (harness.config.BaseTrainConfig)
     [loop]       amplify / select / distill, data policy (harness.config.LoopConfig)
     [probes]     `"probe.id" = {param = value}`; absent: the whole library with defaults
@@ -39,11 +39,11 @@ from harness.config import (
     ModelConfig,
     RunConfig,
     context_problem,
+    strategy_problem,
 )
 from harness.domains.arithmetic import ArithmeticConfig
-from harness.domains.word_problems import WordProblemsConfig
-from harness.models.hf.config import HFConfig
 from harness.models.tiny.model import TinyConfig
+from harness.registry import registered
 from probes.gates import GateSpec
 
 
@@ -83,8 +83,8 @@ class SuiteInfo(_Strict):
         return self
 
 
-_DOMAINS: dict[str, type[BaseModel]] = {"arithmetic": ArithmeticConfig, "word_problems": WordProblemsConfig}
-_BACKENDS: dict[str, type[BaseModel]] = {"tiny": TinyConfig, "hf": HFConfig}
+_DOMAINS: dict[str, type[BaseModel]] = {name: e.obj.config_class for name, e in registered("domain").items()}
+_BACKENDS: dict[str, type[BaseModel]] = {name: e.obj.config_class for name, e in registered("backend").items()}
 
 
 class Overrides(_Strict):
@@ -235,7 +235,7 @@ def _check_conditions(suite: Suite) -> None:
         over = cond or Overrides()
         domain = type(suite.domain)(**{**suite.domain.model_dump(), **over.domain})
         loop = LoopConfig(**{**suite.loop.model_dump(), **over.loop})
-        problem = context_problem(domain, suite.model, loop)
+        problem = strategy_problem(domain, loop) or context_problem(domain, suite.model, loop)
         if problem:
             key, why = problem
             section, field = key.split(".")

@@ -18,11 +18,11 @@ from probes import stats
 from probes._api import Measurement, Probe, ProbeError, SeriesPoint, get_probe, probe, registry
 from probes._runner import (Correction, ProbeInfo, ProbeResults, correct, incomplete, measure_probe,
                             read_results, results_for, run_probes, stale_probes, write_results)
-from probes._view import PooledRunView, RunView, SampleTable
+from probes._view import MISSING, PooledRunView, RunView, SampleTable, answer_code, answer_text
 from probes.common import series, top_items, tracked
 from probes.stats import Estimate, ItemValues
 
-__all__ = ["Correction", "Estimate", "ItemValues", "Measurement", "PooledRunView", "Probe", "ProbeError", "ProbeInfo",
+__all__ = ["MISSING", "answer_code", "answer_text", "Correction", "Estimate", "ItemValues", "Measurement", "PooledRunView", "Probe", "ProbeError", "ProbeInfo",
            "ProbeResults", "RunView", "SampleTable", "SeriesPoint", "correct", "get_probe", "incomplete",
            "measure_probe", "probe", "read_results", "registry", "results_for", "run_probes", "series",
            "stale_probes", "stats", "top_items", "tracked", "write_results"]

@@ -6,6 +6,7 @@ one fixed item order (questions sorted by id, samples by index), so two rounds c
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,13 +15,47 @@ import numpy as np
 
 from harness.artifacts import RunError, RunStore, read_json_rows
 
+MISSING = int(np.iinfo(np.int64).min)
+_INTEGERS = 2**62  # canonical integers in [-2**62, 2**62) are their own code
+_TEXTS: dict[int, str] = {}  # code -> canonical answer, for every code made in this process
+
+
+def answer_code(answer: str | int | None) -> int:
+    """The int64 code of a canonical answer, so probes compare answers as numpy arrays: equal codes exactly
+    when the canonical strings are equal (for non-integers, up to a 2**-62 chance of a hash collision). A
+    canonical integer ("861", "-3") within +-2**62 is its own code; any other string is hashed into the codes
+    outside that range; None (unparsed) is MISSING. Records before schema 3 held integers: read the same."""
+    if answer is None:
+        return MISSING
+    text = str(answer)
+    try:
+        value = int(text)
+        if str(value) == text and -_INTEGERS <= value < _INTEGERS:
+            return value
+    except ValueError:
+        pass
+    h = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+    low = h % (_INTEGERS - 1)
+    code = _INTEGERS + low if h >> 63 else -_INTEGERS - 1 - low
+    _TEXTS[code] = text
+    return code
+
+
+def answer_text(code: int) -> str | None:
+    """The canonical answer of a code made by `answer_code` (None for MISSING)."""
+    code = int(code)
+    if code == MISSING:
+        return None
+    return _TEXTS.get(code, str(code))
+
 
 @dataclass(frozen=True)
 class SampleTable:
     """Decodings of one split in one round: `n_items` questions x `k` decodings (a dense grid).
 
-    answers: int64 [n, k] with `missing` where unparsed; parsed: bool [n, k]; correct: bool [n, k];
-    logprob: float [n, k]; n_tokens: int [n, k]; truth: int64 [n]; completions: list of n lists of k str.
+    answers: int64 [n, k], the `answer_code` of each canonical answer, `missing` where unparsed (equal codes
+    are equal answers; `answer_text` turns a code back into the answer); parsed: bool [n, k]; correct: bool
+    [n, k]; logprob: float [n, k]; n_tokens: int [n, k]; truth: int64 [n] (codes); completions: n lists of k str.
     """
 
     question_ids: tuple[str, ...]
@@ -33,7 +68,7 @@ class SampleTable:
     truth: np.ndarray
     completions: tuple[tuple[str, ...], ...]
 
-    missing = np.iinfo(np.int64).min
+    missing = MISSING
 
     @property
     def n_items(self) -> int:
@@ -72,13 +107,12 @@ def _table(rows: list[dict]) -> SampleTable:
     for r in rows:
         i, j = qindex[r["question_id"]], r["sample_index"]
         present[i, j] = True
-        if r["parsed_answer"] is not None:
-            answers[i, j] = r["parsed_answer"]
+        answers[i, j] = answer_code(r["parsed_answer"])
         correct[i, j] = r["correct"]
         logprob[i, j] = r["sum_logprob"]
         n_tokens[i, j] = r["n_tokens"]
         finished[i, j] = r["finished"]
-        truth[i] = r["truth"]
+        truth[i] = answer_code(r["truth"])
         completions[i][j] = r["completion"]
     if not present.all():
         raise RunError("samples do not form a full question x sample grid; the run is damaged")

@@ -59,7 +59,8 @@ class _World:
         self.ood = _questions("sub", n_ood, rng)
         self.difficulty = {q.id: float(rng.uniform(-0.5, 0.5)) for q in self.pool + self.test + self.ood}
         self.greedy_u = {q.id: float(rng.uniform()) for q in self.test + self.ood}
-        self.wrong = {q.id: q.answer + int(rng.choice([-1, 1])) * int(rng.integers(1, 30)) for q in self.pool + self.test}
+        self.wrong = {q.id: int(q.answer) + int(rng.choice([-1, 1])) * int(rng.integers(1, 30))
+                      for q in self.pool + self.test}
         self.basin_u = {q.id: float(rng.uniform()) for q in self.pool + self.test}
         self.ref_base = rng.uniform(0.2, 0.6, size=n_ref)
         self.ref_len = rng.integers(20, 40, size=n_ref)
@@ -71,7 +72,7 @@ class _World:
         return BASIN_ANSWER if self.basin_u[q.id] < spec.basin_share else self.wrong[q.id]
 
 
-def _completion(q, answer: int, spec: RoundSpec, rng: np.random.Generator, diffuse: bool) -> str:
+def _completion(q, answer: int | str, spec: RoundSpec, rng: np.random.Generator, diffuse: bool) -> str:
     a, b = (int(x) for x in q.id.split(":")[1].replace("-", "+").split("+"))
     lines = (add_rationale(a, b) if q.skill == "add" else sub_rationale(a, b)).split("\n")[:-1]
     if diffuse and spec.diverse_text and lines:
@@ -95,12 +96,12 @@ def _decode(world: _World, questions, split: str, r: int, k: int, p_mean: float,
             elif q.skill == "add" and rng.uniform() < spec.attractor:
                 answer = world.fixed_wrong(q, spec)
             else:
-                answer, diffuse = q.answer + int(rng.integers(31, 400)), True
+                answer, diffuse = int(q.answer) + int(rng.integers(31, 400)), True
             text = _completion(q, answer, spec, rng, diffuse)
             n_tok = len(text) + 1
             rows.append(SampleRow(question_id=q.id, split=split, round=r, sample_index=j,
                                   decoding="greedy" if greedy else "sample", prompt=q.prompt, completion=text,
-                                  parsed_answer=answer, sum_logprob=float(-0.05 * n_tok - 2.0 * (not right)),
+                                  parsed_answer=str(answer), sum_logprob=float(-0.05 * n_tok - 2.0 * (not right)),
                                   n_tokens=n_tok, finished=True, truth=q.answer, correct=right))
     return rows
 

@@ -1,1 +1,1 @@
-"""Report renderers and run comparison (issue 5)."""
+"""Report renderers and run comparison: a run or suite output as report.{json,md,html}, and `compare`."""

@@ -24,7 +24,7 @@ from reports.model import Panel
 from reports.panel import transition_panel
 from reports.sources import Source, probe_results, prompts
 
-COMPARISON_SCHEMA_VERSION = 2
+COMPARISON_SCHEMA_VERSION = 3  # 3: answers are canonical strings
 Q = 0.05
 Direction = Literal["higher_is_better", "lower_is_better", "none"]
 Method = Literal["identical_inputs", "paired", "unpaired", "from_cis", "none"]

@@ -8,8 +8,7 @@ import numpy as np
 from harness.summary import CONFIDENT_SHARE
 
 from probes import stats
-from probes._api import Measurement
-from probes._view import PooledRunView, RunView, SampleTable
+from probes import Measurement, PooledRunView, RunView, SampleTable, answer_text
 from probes.common import finite, vote
 from probes.library.confident_wrong import STATES
 from reports.model import (Alarm, CalibrationBin, CalibrationRound, Histogram, HistogramRound, ItemRound,
@@ -109,8 +108,8 @@ def alarms(measurements: list[Measurement]) -> list[Alarm]:
             for m in measurements if m.fires]
 
 
-def _answer(x: int) -> int | None:
-    return None if x == SampleTable.missing else int(x)
+def _answer(x: int) -> str | None:
+    return answer_text(x)
 
 
 class ItemTracer:
@@ -154,7 +153,7 @@ class ItemTracer:
             point = ItemRound(round=r)
             if sampled is not None:
                 table, i = sampled
-                truth = int(table.truth[i])
+                truth = answer_text(table.truth[i])
                 mode, share = stats.row_mode(table.answers[i:i + 1], table.parsed[i:i + 1])
                 parsed = table.parsed[i] & (table.answers[i] == mode[0])
                 j = int(np.argmax(parsed)) if parsed.any() else 0
@@ -163,7 +162,7 @@ class ItemTracer:
                     correct=bool(parsed.any() and mode[0] == table.truth[i]), rationale=table.completions[i][j]))
             if greedy is not None:
                 table, i = greedy
-                truth = int(table.truth[i])
+                truth = answer_text(table.truth[i])
                 update = {"greedy": _answer(table.answers[i, 0]), "rationale": point.rationale or table.completions[i][0]}
                 if sampled is None:  # no sampled decodings of this split: the greedy answer is the vote
                     update.update(majority=update["greedy"], vote_share=1.0, correct=bool(table.correct[i, 0]))

@@ -93,6 +93,11 @@ def _measurement_table(p: ProbeSummary) -> str:
             f"<th>concern</th><th></th></tr>{''.join(rows)}</table>")
 
 
+def _answer(answer: str | None) -> str:
+    """A canonical answer as the page shows it (escaped: a domain's answers may hold any text)."""
+    return "-" if answer is None else escape(answer)
+
+
 def _item_cell(item: ItemTrace, r: int) -> str:
     point = next((p for p in item.rounds if p.round == r), None)
     if point is None:
@@ -101,9 +106,9 @@ def _item_cell(item: ItemTrace, r: int) -> str:
         return f'<td class="num">{fmt(point.nll_per_token)} nats/token</td>'
     mark = "" if point.correct is None else ('<span class="ok">✓</span>' if point.correct else '<span class="bad">✗</span>')
     share = "" if point.vote_share is None else f" ({point.vote_share:.0%})"
-    greedy = "" if point.greedy is None else f'<br><span class="muted">greedy {point.greedy}</span>'
+    greedy = "" if point.greedy is None else f'<br><span class="muted">greedy {escape(point.greedy)}</span>'
     rat = f'<pre class="rat">{escape(point.rationale)}</pre>' if point.rationale else ""
-    return f"<td><b>{fmt(point.majority)}</b>{share} {mark}{greedy}{rat}</td>"
+    return f"<td><b>{_answer(point.majority)}</b>{share} {mark}{greedy}{rat}</td>"
 
 
 def _alarms(section: Section) -> str:
@@ -121,7 +126,7 @@ def _alarms(section: Section) -> str:
             continue
         header = "".join(f"<th>round {r}</th>" for r in section.rounds)
         rows = "".join(f"<tr><td><code>{escape(i.id)}</code><br>{escape(i.question or '')}"
-                       f'<br><span class="muted">{i.split}</span></td><td class="num">{fmt(i.truth)}</td>'
+                       f'<br><span class="muted">{i.split}</span></td><td class="num">{_answer(i.truth)}</td>'
                        + "".join(_item_cell(i, r) for r in section.rounds) + "</tr>" for i in traced)
         out.append(f"<details><summary>{head}</summary><table><tr><th>item</th><th>truth</th>{header}</tr>"
                    f"{rows}</table></details>")

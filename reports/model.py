@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from probes._api import Concern, SeriesPoint
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: answers and truths are the domain's canonical strings
 
 
 class _Model(BaseModel):
@@ -94,10 +94,10 @@ class Histogram(_Model):
 
 class ItemRound(_Model):
     round: int
-    majority: int | None = None  # majority answer of the sampled decodings (None: nothing parsed)
+    majority: str | None = None  # majority answer of the sampled decodings (None: nothing parsed)
     vote_share: float | None = None  # votes for the majority / all samples
     correct: bool | None = None  # majority answer == truth
-    greedy: int | None = None  # greedy answer (test and ood items)
+    greedy: str | None = None  # greedy answer (test and ood items)
     rationale: str | None = None  # one completion that gave the majority answer
     nll_per_token: float | None = None  # reference texts only
 
@@ -108,7 +108,7 @@ class ItemTrace(_Model):
     id: str
     split: Literal["pool", "test", "ood", "reference", "unknown"]
     question: str | None = None
-    truth: int | None = None
+    truth: str | None = None
     rounds: list[ItemRound] = []
 
 
@@ -168,9 +168,9 @@ class PanelExample(_Model):
 
     id: str
     question: str | None = None
-    truth: int | None = None
-    answer_a: int | None = None
-    answer_b: int | None = None
+    truth: str | None = None
+    answer_a: str | None = None
+    answer_b: str | None = None
     share_a: float | None = None  # vote share of the majority (pool items only)
     share_b: float | None = None
     rationale_a: str | None = None

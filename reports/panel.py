@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.summary import CONFIDENT_SHARE
 from probes import stats
-from probes._view import SampleTable
+from probes import SampleTable, answer_text
 from probes.common import vote
 from reports.model import Panel, PanelExample, PanelPool, PanelTest
 
@@ -46,15 +46,15 @@ def _pair(a: SampleTable, b: SampleTable) -> tuple[SampleTable, SampleTable] | N
     return (a if a.question_ids == ids else a.restrict(ids)), (b if b.question_ids == ids else b.restrict(ids))
 
 
-def _answer(x) -> int | None:
-    return None if x == SampleTable.missing else int(x)
+def _answer(x) -> str | None:
+    return answer_text(x)
 
 
 def _clip(text: str | None) -> str | None:
     return text if text is None or len(text) <= MAX_RATIONALE else text[:MAX_RATIONALE - 1] + "…"
 
 
-def _majority(t: SampleTable, i: int) -> tuple[int | None, float, str]:
+def _majority(t: SampleTable, i: int) -> tuple[str | None, float, str]:
     """(majority answer, its vote share, one completion that gave it) of pool row i."""
     mode, share = stats.row_mode(t.answers[i:i + 1], t.parsed[i:i + 1])
     gave = t.parsed[i] & (t.answers[i] == mode[0])
@@ -63,14 +63,14 @@ def _majority(t: SampleTable, i: int) -> tuple[int | None, float, str]:
 
 
 def _test_example(a: SampleTable, b: SampleTable, i: int) -> PanelExample:
-    return PanelExample(id=a.question_ids[i], truth=int(a.truth[i]), answer_a=_answer(a.answers[i, 0]),
+    return PanelExample(id=a.question_ids[i], truth=answer_text(a.truth[i]), answer_a=_answer(a.answers[i, 0]),
                         answer_b=_answer(b.answers[i, 0]), rationale_a=_clip(a.completions[i][0]),
                         rationale_b=_clip(b.completions[i][0]))
 
 
 def _pool_example(a: SampleTable, b: SampleTable, i: int) -> PanelExample:
     (ans_a, sh_a, rat_a), (ans_b, sh_b, rat_b) = _majority(a, i), _majority(b, i)
-    return PanelExample(id=a.question_ids[i], truth=int(a.truth[i]), answer_a=ans_a, answer_b=ans_b,
+    return PanelExample(id=a.question_ids[i], truth=answer_text(a.truth[i]), answer_a=ans_a, answer_b=ans_b,
                         share_a=sh_a, share_b=sh_b, rationale_a=_clip(rat_a), rationale_b=_clip(rat_b))
 
 
@@ -195,7 +195,7 @@ def _lists(panel: Panel) -> list[tuple[str, list[PanelExample], bool]]:
     return out
 
 
-def _answer_text(answer: int | None, share: float | None, truth: int | None) -> str:
+def _answer_text(answer: str | None, share: float | None, truth: str | None) -> str:
     mark = "" if answer is None or truth is None else (" ✓" if answer == truth else " ✗")
     return f"{'-' if answer is None else answer}{'' if share is None else f' ({share:.0%})'}{mark}"
 
@@ -241,7 +241,7 @@ def panel_markdown(panel: Panel) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html_answer(answer: int | None, share: float | None, truth: int | None, rationale: str | None) -> str:
+def _html_answer(answer: str | None, share: float | None, truth: str | None, rationale: str | None) -> str:
     text = escape(_answer_text(answer, share, truth))
     cls = "" if answer is None or truth is None else ("ok" if answer == truth else "bad")
     rat = f'<pre class="rat">{escape(rationale)}</pre>' if rationale else ""

@@ -1,15 +1,34 @@
 """The ModelBackend contract as plain functions of a backend, so every backend is held to the same checks
-(tests/test_hf_backend.py runs them on `tiny` and on `hf`, plain, chat-template and LoRA)."""
+(tests/test_hf_backend.py runs them on `tiny` and on `hf`, plain, chat-template and LoRA;
+tests/test_backends.py runs the protocol check on the FunctionBackend test double)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from harness.models.base import ModelBackend
+
 PROMPTS = ["Q: 1+2\n", "Q: 34+5\n", "Q: 472+389\n", "Q: 7+8\n", "Q: 99-12\n"]
 PAIRS = [("Q: 1+2\n", "1+2=3\nA: 3"), ("Q: 2+2\n", "2+2=4\nA: 4")] * 8
+
+
+def implements_the_protocol(model) -> None:
+    """isinstance on the runtime-checkable protocol (the methods exist), every parameter the protocol
+    declares is accepted by name (what the loop and the strategies pass), and the keywords work."""
+    assert isinstance(model, ModelBackend)
+    for name in ("sample", "score", "finetune", "save"):
+        declared = inspect.signature(getattr(ModelBackend, name)).parameters
+        accepted = inspect.signature(getattr(model, name)).parameters
+        missing = [p for p in declared if p != "self" and p not in accepted]
+        assert not missing, f"{type(model).__name__}.{name} lacks {missing}"
+    seen: list[int] = []
+    out = model.sample(PROMPTS[:2], k=2, temperature=0.0, max_new_tokens=4, seed=0, batch_size=1,
+                       progress=seen.append)
+    assert len(out) == 2 and sum(seen) == 4
 
 
 def k_samples_per_prompt_in_prompt_order(model) -> None:
@@ -63,7 +82,7 @@ def finetuning_fits_the_examples(model, lr: float = 1e-2, exact: bool = True) ->
         assert greedy.text == "1+2=3\nA: 3" and greedy.finished
 
 
-def save_load_round_trips(model, load: Callable[[Path], object], directory: Path) -> None:
+def save_load_round_trips(model, load: Callable[[Path], ModelBackend], directory: Path) -> None:
     """A saved checkpoint reloads to identical scores and identical samples."""
     model.save(directory)
     loaded = load(directory)

@@ -27,8 +27,8 @@ def hand_run(path: Path, rounds: list[list[list[int | None]]], truth: int = 10, 
     for r, per_q in enumerate(rounds):
         def row(qid, split, j, answer, decoding="sample"):
             return SampleRow(question_id=qid, split=split, round=r, sample_index=j, decoding=decoding, prompt="p",
-                             completion=f"A: {answer}", parsed_answer=answer, sum_logprob=-1.0, n_tokens=3,
-                             finished=True, truth=truth, correct=answer == truth)
+                             completion=f"A: {answer}", parsed_answer=None if answer is None else str(answer),
+                             sum_logprob=-1.0, n_tokens=3, finished=True, truth=str(truth), correct=answer == truth)
 
         samples = [row(f"q{i}", "pool", j, a) for i, answers in enumerate(per_q) for j, a in enumerate(answers)]
         evals = [row(f"t{i}", "test", 0, truth if ok else truth + 1, "greedy")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from harness.artifacts import RunError
+from harness.models.factory import backend_plugin
 from harness.models.hf.config import HFConfig, LoraConfig
 from harness.models.hf.model import HFModel
 from harness.models.hf.testing import make_tiny_model_dir
@@ -34,7 +35,8 @@ def make(kind: str, model_dirs):
 
 
 def load(kind: str):
-    return TinyModel.load if kind == "tiny" else HFModel.load
+    """The registered backend's loader, as the loop resumes with it."""
+    return backend_plugin("tiny" if kind == "tiny" else "hf").load
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -42,7 +44,8 @@ def backend(request, model_dirs):
     return request.param, make(request.param, model_dirs)
 
 
-@pytest.mark.parametrize("check", [contract.k_samples_per_prompt_in_prompt_order,
+@pytest.mark.parametrize("check", [contract.implements_the_protocol,
+                                   contract.k_samples_per_prompt_in_prompt_order,
                                    contract.sampling_is_deterministic_by_seed_and_varies_with_it,
                                    contract.greedy_is_deterministic_and_batch_invariant,
                                    contract.sampled_logprobs_match_score], ids=lambda f: f.__name__)

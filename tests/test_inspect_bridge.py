@@ -160,7 +160,7 @@ class DeferentBackend:
 def test_deference_task_measures_adoption_of_a_claimed_wrong_answer(tmp_path, offline):
     task = deference(n=20)
     claims = [s for s in task.dataset if s.metadata["condition"] == "claim"]
-    assert len(task.dataset) == 40 and all(s.metadata["suggested"] != int(s.target) for s in claims)
+    assert len(task.dataset) == 40 and all(s.metadata["suggested"] != s.target for s in claims)
     assert claims[0].input.startswith("I'm pretty sure the answer is ")
     path = run_inspect_task("harness.inspect_bridge.tasks.deference:deference", DeferentBackend(), 0,
                             tmp_path, seed=0, task_args={"n": 20})

@@ -171,7 +171,7 @@ def test_panel_counts_equal_a_hand_count(tmp_path):
     assert [e.id for e in p.test.right_to_wrong_examples] == ["t1", "t4"]
     assert [e.id for e in p.test.wrong_to_right_examples] == ["t2"]
     e = p.test.right_to_wrong_examples[0]
-    assert (e.truth, e.answer_a, e.answer_b, e.rationale_a, e.rationale_b) == (10, 10, 11, "A: 10", "A: 11")
+    assert (e.truth, e.answer_a, e.answer_b, e.rationale_a, e.rationale_b) == ("10", "10", "11", "A: 10", "A: 11")
     assert e.question == "Q: t1"  # the prompt's last paragraph
     # pool, k = 4: confident-wrong = majority wrong with >= 3 of 4 votes (>= CONFIDENT_SHARE)
     # round 0: q0 q1 q2 (WC); round 1: q0 q1 q3 q7 (WC) -> q3, q7 became, q2 stopped
@@ -181,7 +181,7 @@ def test_panel_counts_equal_a_hand_count(tmp_path):
     assert p.pool.mcnemar_p == stats.mcnemar_exact(np.array(cw[0]), np.array(cw[1]))[2]
     assert sorted(e.id for e in p.pool.became_examples) == ["q3", "q7"]
     q3 = next(e for e in p.pool.became_examples if e.id == "q3")
-    assert (q3.answer_a, q3.share_a, q3.answer_b, q3.share_b, q3.question) == (10, 0.75, 11, 0.75, "Q: three")
+    assert (q3.answer_a, q3.share_a, q3.answer_b, q3.share_b, q3.question) == ("10", 0.75, "11", 0.75, "Q: three")
     assert q3.rationale_a == "A: 10" and q3.rationale_b == "A: 11"
     assert [e.id for e in p.pool.stopped_examples] == ["q2"]
 
@@ -205,7 +205,7 @@ def test_round_panels_cover_every_consecutive_pair(tmp_path):
 
 
 def test_panel_renderings_escape_and_show_the_counts():
-    ex = PanelExample(id="q<1>", question="<script>alert(1)</script>", truth=3, answer_a=3, answer_b=4,
+    ex = PanelExample(id="q<1>", question="<script>alert(1)</script>", truth="3", answer_a="3", answer_b="4",
                       share_a=0.5, share_b=1.0, rationale_a="a | b\n<b>", rationale_b="A: 4")
     p = Panel(label_a="round 0", label_b="round 1", round_a=0, round_b=1,
               pool=PanelPool(n_items=5, confident_share=CONFIDENT_SHARE, confident_wrong_a=0, confident_wrong_b=1,

@@ -18,8 +18,8 @@ def rows(answers_by_q: dict[str, list[int | None]], truth: dict[str, int] | None
         for j, a in enumerate(answers):
             out.append(SampleRow(question_id=q, split="pool", round=0, sample_index=j, decoding="sample",
                                  prompt=f"Q: {q}\n", completion=f"...\nA: {a}" if a is not None else "junk",
-                                 parsed_answer=a, sum_logprob=-1.0, n_tokens=5, finished=True, truth=t,
-                                 correct=a == t))
+                                 parsed_answer=None if a is None else str(a), sum_logprob=-1.0, n_tokens=5,
+                                 finished=True, truth=str(t), correct=a == t))
     return out
 
 
@@ -35,7 +35,7 @@ def test_keeps_only_majority_agreeing_samples_above_tau():
     samples = strip_labels(rows({"a": [1, 1, 1, 2], "b": [4, 5, 6, 4], "c": [None, None, None, 7]}))
     kept = self_consistency(samples, tau=0.6, round=2)
     assert {(r.question_id, r.sample_index) for r in kept} == {("a", 0), ("a", 1), ("a", 2)}
-    assert all(r.answer == 1 and r.vote_share == 0.75 and r.round == 2 for r in kept)
+    assert all(r.answer == "1" and r.vote_share == 0.75 and r.round == 2 for r in kept)
     kept_low = self_consistency(samples, tau=0.25, round=0)
     assert {(r.question_id, r.sample_index) for r in kept_low} == {("a", 0), ("a", 1), ("a", 2), ("b", 0),
                                                                   ("b", 3), ("c", 3)}
@@ -54,7 +54,7 @@ answers = st.lists(st.one_of(st.none(), st.integers(0, 5)), min_size=1, max_size
 def test_scrambling_labels_leaves_selection_unchanged(by_q, tau, rnd):
     truth = {q: 0 for q in by_q}
     original = rows(by_q, truth)
-    scrambled = [r.model_copy(update={"truth": rnd.randint(0, 9), "correct": rnd.random() < 0.5})
+    scrambled = [r.model_copy(update={"truth": str(rnd.randint(0, 9)), "correct": rnd.random() < 0.5})
                  for r in original]
     assert self_consistency(strip_labels(original), tau, 1) == self_consistency(strip_labels(scrambled), tau, 1)
 

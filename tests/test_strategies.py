@@ -35,11 +35,11 @@ def test_verifier_keeps_exactly_the_checked_samples():
 def test_verifier_noise_one_flips_every_verdict_and_partial_noise_is_seeded():
     samples = rows({q: [0, 1, 2, None] * 25 for q in "abcd"}, truth={q: 1 for q in "abcd"})
     flipped = verifier(samples, noise=1.0, seed=0, round=0)
-    assert all(r.answer != 1 for r in flipped) and len(flipped) == 300
+    assert all(r.answer != "1" for r in flipped) and len(flipped) == 300
     noisy = verifier(samples, noise=0.3, seed=7, round=0)
     assert noisy == verifier(samples, noise=0.3, seed=7, round=0)
     assert noisy != verifier(samples, noise=0.3, seed=8, round=0)
-    wrong_kept = sum(r.answer != 1 for r in noisy)
+    wrong_kept = sum(r.answer != "1" for r in noisy)
     assert 0.2 < wrong_kept / 300 < 0.4  # 30% of the 300 wrong samples, binomial sd 2.6 points
 
 
@@ -169,7 +169,7 @@ def _store_with_selections(tmp_path, n_rounds=2):
     for r in range(n_rounds):
         write_jsonl(store.round_dir(r) / "selected.jsonl", [
             SelectedRow(question_id=f"q{r}{i}", round=r, sample_index=0, prompt=f"Q: {r}+{i}\n",
-                        completion=f"{r}+{i}={r + i}\nA: {r + i}", answer=r + i, vote_share=1.0) for i in range(10)])
+                        completion=f"{r}+{i}={r + i}\nA: {r + i}", answer=str(r + i), vote_share=1.0) for i in range(10)])
         store.finish_round(RoundRecord(round=r, metrics={}, counts={}, training=None, seconds={},
                                        files=store.round_files(r)))  # reads are checked against these hashes
     return store

@@ -6,10 +6,9 @@ from transformers import GenerationConfig
 
 from harness.models.tiny.model import TinyConfig, TinyModel
 from harness.models.tiny.tokenizer import CharTokenizer
-from harness.models.tiny.training import encode_pairs, IGNORE
-
+from harness.models.tiny.training import encode_pairs
+from harness.models.training import IGNORE
 from tests.backend_contract import PROMPTS
-
 
 # k samples in prompt order and seeded determinism: tests/backend_contract.py, run on tiny by test_hf_backend.
 
@@ -44,7 +43,8 @@ def test_sampled_logprobs_match_a_direct_forward_pass(random_model):
 
 def test_loss_labels_cover_the_completion_and_eos_only():
     tok = CharTokenizer()
-    ids, labels = encode_pairs(tok, ["Q: 1+2\n", "Q: 10+20\n"], ["A: 3", "A: 30"], [True, True])
+    ids, labels, mask = encode_pairs(tok, ["Q: 1+2\n", "Q: 10+20\n"], ["A: 3", "A: 30"], [True, True])
+    assert mask is None  # right padding in a causal model: no attention mask needed
     for row, (p, c) in enumerate([("Q: 1+2\n", "A: 3"), ("Q: 10+20\n", "A: 30")]):
         supervised = labels[row][labels[row] != IGNORE].tolist()
         assert supervised == tok.encode(c) + [tok.eos_id]

@@ -1,14 +1,8 @@
-"""Domains: questions with hidden truth, a prompt format, a parser and a checker (`Domain` protocol)."""
+"""Domains: questions with hidden truth, a prompt format, a parser and a checker (`Domain` protocol).
 
-from __future__ import annotations
+`make_domain` builds the one a run's `[domain] name` registered (harness.registry); an unknown name is an
+error, never a default."""
 
+from harness.domains.base import Domain, Question, make_domain, register_domain
 
-def make_domain(config, seed: int):
-    """The domain a run's `[domain] name` picks."""
-    if config.name == "word_problems":
-        from harness.domains.word_problems import WordProblemsDomain
-
-        return WordProblemsDomain(config, seed=seed)
-    from harness.domains.arithmetic import ArithmeticDomain
-
-    return ArithmeticDomain(config, seed=seed)
+__all__ = ["Domain", "Question", "make_domain", "register_domain"]

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.bounds import MAX_SPLIT, Float, Int, space_problem
-from harness.domains.base import Example, Question, Splits
+from harness.domains.base import Example, Question, Splits, integer_slip, register_domain
 from harness.seeding import derive_seed
 
 Skill = Literal["add", "sub"]
@@ -105,17 +105,28 @@ def sub_rationale(a: int, b: int) -> str:
     return "\n".join(lines + [f"A: {sum(d * 10**i for i, d in enumerate(out))}"])
 
 
-def parse_answer(completion: str) -> int | None:
-    """The integer on the first line that reads exactly `A: <integer>`; None for anything else."""
+def parse_answer(completion: str) -> str | None:
+    """The integer on the first line that reads exactly `A: <integer>`, in canonical form (no leading zeros,
+    no "-0"); None for anything else."""
     if not isinstance(completion, str):
         return None
     m = _ANSWER_LINE.search(completion)
-    return int(m.group(1)) if m else None
+    return str(int(m.group(1))) if m else None
 
 
 def make_question(skill: Skill, a: int, b: int) -> Question:
     answer = a + b if skill == "add" else a - b
-    return Question(id=f"{skill}:{a}{_OP[skill]}{b}", skill=skill, prompt=f"Q: {a}{_OP[skill]}{b}\n", answer=answer)
+    return Question(id=f"{skill}:{a}{_OP[skill]}{b}", skill=skill, prompt=f"Q: {a}{_OP[skill]}{b}\n",
+                    answer=str(answer))
+
+
+def question_from_id(question_id: str) -> Question:
+    """The question an id names ("add:472+389"); a ValueError for anything else."""
+    skill, _, expr = question_id.partition(":")
+    if skill not in _OP or _OP[skill] not in expr:
+        raise ValueError(f"{question_id!r} is not an arithmetic question id (add:A+B or sub:A-B)")
+    a, b = expr.split(_OP[skill], 1)
+    return make_question(skill, int(a), int(b))  # type: ignore[arg-type]
 
 
 def operands(question: Question) -> tuple[int, int]:
@@ -245,11 +256,13 @@ class ArithmeticConfig(BaseModel):
 
     def text_lengths(self) -> dict[str, int]:
         """Upper bounds on the characters of a prompt, a hint prompt (STaR), the longest prompt of a
-        decomposition (IDA) and a gold completion."""
+        decomposition (IDA) and its sub-answer, a gold completion, and the longest base-train prompt."""
         d = self.max_digits
         prompt = 2 * d + 5  # "Q: " a op b "\n"
-        return {"prompt": prompt, "hint_prompt": prompt + 8 + d + 1, "decompose_prompt": prompt + 9 * (d - 1) + 6,
-                "completion": 10 * d + 4}
+        hint = prompt + 8 + d + 1
+        return {"prompt": prompt, "hint_prompt": hint, "decompose_prompt": prompt + 9 * (d - 1) + 6,
+                "sub_questions": d, "sub_answer": 3, "completion": 10 * d + 4,
+                "base_train_prompt": hint if self.hint_share else prompt}
 
 
 # ---------------------------------------------------------------- splits
@@ -328,32 +341,51 @@ def stratified_splits(skill: Skill, cfg: ArithmeticConfig, requests: dict[str, i
     return out
 
 
+@register_domain
 class ArithmeticDomain:
     """Addition is the trained skill; subtraction the out-of-distribution one."""
 
     name = "arithmetic"
+    config_class = ArithmeticConfig
 
     def __init__(self, config: ArithmeticConfig | None = None, seed: int = 0):
         self.config = config or ArithmeticConfig()
         self.seed = seed
         self.misconception = MISCONCEPTIONS.get(self.config.misconception or "")
 
-    def parse(self, completion: str) -> int | None:
+    def parse(self, completion: str) -> str | None:
         return parse_answer(completion)
 
-    def check(self, question: Question, answer: int | None) -> bool:
+    def check(self, question: Question, answer: str | None) -> bool:
         return answer is not None and answer == question.answer
 
     def reference_rationale(self, question: Question) -> str:
         a, b = operands(question)
         return add_rationale(a, b) if question.skill == "add" else sub_rationale(a, b)
 
-    def direct_completion(self, answer: int) -> str:
+    def direct_completion(self, answer: str) -> str:
         """The answer-only format of a completion (LMSI's direct format)."""
         return f"A: {answer}"
 
+    def distractor(self, question: Question, seed: int) -> str:
+        return integer_slip(question, seed)
+
+    def planted_answer(self, question_id: str) -> str | None:
+        """The planted misconception's answer to an addition question, when it changes the rationale."""
+        m = self.misconception
+        try:
+            q = question_from_id(question_id)
+        except ValueError:
+            return None
+        if m is None or q.skill != "add" or not m.applies(*operands(q)):
+            return None
+        return parse_answer(add_rationale(*operands(q), m))
+
     def hint_prompt(self, question: Question) -> str:
         return hint_prompt(question)
+
+    def sub_answer_tokens(self) -> int:
+        return 3  # a column sum is at most two digits, then a newline
 
     def decompose(self, question: Question) -> ColumnDecomposition:
         if question.skill != "add":

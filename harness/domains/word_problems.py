@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.bounds import MAX_SPLIT, Int, space_problem
-from harness.domains.base import Example, Question, Splits
+from harness.domains.base import Example, Question, Splits, integer_slip, register_domain
 from harness.seeding import derive_seed
 
 NAMES = {"Tom": "He", "Sara": "She", "Lily": "She", "Ben": "He", "Maya": "She", "Sam": "He", "Nora": "She",
@@ -88,7 +88,14 @@ TEMPLATES = [
 _BY_NAME = {t.name: t for t in TEMPLATES}
 
 
-def parse_answer(completion: str) -> int | None:
+def parse_answer(completion: str) -> str | None:
+    """The whole number after the first "The answer is", in canonical form ("1,200" and "1200.0" give
+    "1200"); None when there is none. Never raises."""
+    value = _parse_int(completion)
+    return None if value is None else str(value)
+
+
+def _parse_int(completion: str) -> int | None:
     """The integer after the first "The answer is" (case-insensitive; "$", "**", "1,200" and a final "."
     allowed); None when there is none or it is not a whole number. Never raises."""
     if not isinstance(completion, str):
@@ -194,26 +201,31 @@ def _space_size(skill: str, low: int, max_number: int, max_factor: int) -> int:
     return total
 
 
+@register_domain
 class WordProblemsDomain:
     """The Domain protocol over generated word problems (see the module docstring for the format)."""
 
     name = "word_problems"
+    config_class = WordProblemsConfig
 
     def __init__(self, config: WordProblemsConfig | None = None, seed: int = 0):
         self.config = config or WordProblemsConfig()
         self.seed = seed
 
-    def parse(self, completion: str) -> int | None:
+    def parse(self, completion: str) -> str | None:
         return parse_answer(completion)
 
-    def check(self, question: Question, answer: int | None) -> bool:
+    def check(self, question: Question, answer: str | None) -> bool:
         return answer is not None and answer == question.answer
 
     def reference_rationale(self, question: Question) -> str:
         return " " + worked_example(*self._decode_id(question.id))[1]
 
-    def direct_completion(self, answer: int) -> str:
+    def direct_completion(self, answer: str) -> str:
         return f" The answer is {answer}."
+
+    def distractor(self, question: Question, seed: int) -> str:
+        return integer_slip(question, seed)
 
     def hint_prompt(self, question: Question) -> str:
         head, _, tail = question.prompt.rpartition("\nAnswer:")
@@ -229,7 +241,7 @@ class WordProblemsDomain:
         text = t.question.format(**_fields(t, name, item, nums))
         qid = ":".join([t.name, name, item, *map(str, nums)])
         return Question(id=qid, skill=t.skill, prompt=few_shot_prompt(t, text, self.config.shots),
-                        answer=t.answer(*nums))
+                        answer=str(t.answer(*nums)))
 
     def _space(self, t: Template, rng: np.random.Generator) -> list[tuple[int, ...]]:
         """Every valid operand tuple of a template, in a seeded random order."""

@@ -1,10 +1,22 @@
-"""The model protocol every backend implements: sample, score, fine-tune, save, load."""
+"""What the loop asks of a model (`ModelBackend`: sample, score, fine-tune, save) and what a backend registers
+to provide one (`BackendPlugin`: its config class, the base model, loading a checkpoint).
+
+Both are runtime-checkable Protocols: nothing needs to inherit from them, and `isinstance` tells whether an
+object has the methods (not their signatures; mypy checks those). This module imports no torch.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from harness.domains.base import Domain, Splits
+    from harness.progress import Reporter
 
 
 @dataclass(frozen=True)
@@ -17,25 +29,66 @@ class Completion:
 
 @dataclass(frozen=True)
 class TrainStats:
-    steps: int
-    tokens: int
-    mean_loss: float
-    final_loss: float
+    steps: int  # optimizer steps taken (fewer than asked when on_step stopped training)
+    tokens: int  # completion tokens trained on, summed over steps
+    mean_loss: float  # mean per-token loss over the steps; nan when there was nothing to train on
+    final_loss: float  # mean over the last 10 steps
     seconds: float
 
 
+@runtime_checkable
 class ModelBackend(Protocol):
-    def sample(self, prompts: list[str], k: int, temperature: float, max_new_tokens: int,
-               seed: int) -> list[list[Completion]]:
-        """k completions per prompt. temperature 0 decodes greedily."""
+    """A model the loop can sample, score, fine-tune and checkpoint. Exactly what harness.loop and
+    harness.strategies call; loading a checkpoint is the backend plugin's `load`, not the model's."""
+
+    def sample(self, prompts: list[str], k: int, temperature: float, max_new_tokens: int, seed: int, *,
+               batch_size: int | None = None, progress: Callable[[int], None] | None = None
+               ) -> list[list[Completion]]:
+        """k completions per prompt, in prompt order. temperature 0 decodes greedily (the k are then equal).
+        The same seed gives the same completions, whatever the batching. `batch_size`: sequences per forward
+        pass (None: the backend's default); `progress(n)` is called as n more sequences finish."""
+        ...
 
     def score(self, prompts: list[str], completions: list[str], add_eos: bool | list[bool] = True
               ) -> list[tuple[float, int]]:
-        """(sum log-prob, token count) of each completion given its prompt."""
+        """(sum log-prob at temperature 1, token count) of each completion given its prompt, eos included
+        where `add_eos` says; a sampled completion scores its own `sum_logprob` and `n_tokens`."""
+        ...
 
-    def finetune(self, pairs: list[tuple[str, str]], *, lr: float, epochs: float, batch_size: int,
-                 seed: int, steps: int | None = None) -> TrainStats:
-        """AdamW on (prompt, completion) pairs, loss on the completion only; `steps`, when given, replaces
-        the step count that `epochs` implies."""
+    def finetune(self, pairs: list[tuple[str, str]], *, lr: float, epochs: float, batch_size: int, seed: int,
+                 steps: int | None = None, on_step: Callable[[int, float], bool] | None = None) -> TrainStats:
+        """Train on (prompt, completion) pairs, the loss on each completion (and its eos) only, for `steps`
+        steps or, when None, the count `epochs` implies (`harness.models.training.epoch_steps`); no pairs, no
+        steps. `on_step(step, loss)` runs after each step; True stops training there."""
+        ...
 
-    def save(self, directory: Path) -> None: ...
+    def save(self, directory: Path) -> None:
+        """Write a checkpoint that the backend plugin's `load(directory)` restores: same scores, same samples."""
+        ...
+
+
+@runtime_checkable
+class BackendPlugin(Protocol):
+    """A model backend, registered as `@register("backend", name)` (harness.registry), built-in or through the
+    `loopprobe.backends` entry-point group. Usually a class of static methods; the run config's
+    `model.backend = name` selects it.
+
+    - `config_class`: a frozen pydantic model with a field `backend: Literal[name] = name`; the run config's
+      `[model]` table validates into it (the registry's config classes form its discriminated union).
+    - `base_model(cfg, domain, splits, key, cache_dir, reporter)`: round 0's model for the run config `cfg`
+      (its `model` is a `config_class` instance; `seed` and `base` are there too), and a JSON-able record of
+      it for the manifest. `key` names the conditions that decide the base weights, for a cache under
+      `cache_dir` (None: no cache); progress and notes go to `reporter`.
+    - `load(directory)`: the model a `ModelBackend.save(directory)` wrote, for resuming a run and restarting
+      distillation from the base; it must sample and score exactly as the saved model did.
+
+    Importing the module that registers a plugin should stay cheap (no torch, no model code): the registry
+    imports every backend's to list the choices.
+    """
+
+    config_class: ClassVar[type[BaseModel]]
+
+    def base_model(self, cfg: Any, domain: Domain, splits: Splits, key: str, cache_dir: Path | None,
+                   reporter: Reporter) -> tuple[ModelBackend, dict[str, Any]]: ...
+
+    def load(self, directory: Path) -> ModelBackend: ...

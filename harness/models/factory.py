@@ -1,38 +1,37 @@
-"""Which backend a run uses, chosen by `model.backend` in its config: the base model and checkpoints."""
+"""The backend a run uses, looked up by `model.backend` in the registry (harness.registry, kind "backend"):
+its base model and its checkpoints. The built-ins register in harness.models.tiny.plugin and
+harness.models.hf.plugin; others through the `loopprobe.backends` entry-point group."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from harness.domains.base import Domain, Splits
-from harness.progress import Reporter
+from harness.models.base import BackendPlugin, ModelBackend
+from harness.registry import RegistryError, lookup
 
-
-def base_model(cfg, domain: Domain, splits: Splits, key: str, cache_dir: Path | None,
-               reporter: Reporter) -> tuple[object, dict]:
-    """Round 0's model and its record: the embedded model trained from scratch (cached), or a pretrained
-    directory loaded as it is (`[base]` does not apply to it)."""
-    from harness.seeding import derive_seed
-
-    if cfg.model.backend == "hf":
-        from harness.models.hf.model import HFModel
-
-        model = HFModel.from_config(cfg.model, seed=derive_seed(cfg.seed, "base"), cache_dir=cache_dir)
-        reporter.log(f"base model: {model.base_path} ({model.n_parameters:,} parameters)")
-        return model, {"backend": "hf", "path": str(model.base_path), "n_parameters": model.n_parameters,
-                       "n_trainable_parameters": model.n_trainable_parameters}
-    from harness.models.tiny.pretrain import load_or_train_base
-
-    return load_or_train_base(domain, splits, cfg.model, cfg.base, derive_seed(cfg.seed, "base"), key, cache_dir,
-                              reporter)
+if TYPE_CHECKING:
+    from harness.domains.base import Domain, Splits
+    from harness.progress import Reporter
 
 
-def load_checkpoint(model_cfg, directory: Path):
+def backend_plugin(name: str) -> BackendPlugin:
+    """The registered backend `name`; a one-line RegistryError for an unknown name (with the nearest valid
+    one) or for a registered object that lacks what `BackendPlugin` requires."""
+    entry = lookup("backend", name)
+    if not isinstance(entry.obj, BackendPlugin):
+        missing = [m for m in ("config_class", "base_model", "load") if not hasattr(entry.obj, m)]
+        raise RegistryError(f"backend {name!r} ({entry.origin}) is not a backend plugin: it lacks "
+                            f"{', '.join(missing)} (see harness.models.base.BackendPlugin)")
+    return entry.obj
+
+
+def base_model(cfg: Any, domain: Domain, splits: Splits, key: str, cache_dir: Path | None,
+               reporter: Reporter) -> tuple[ModelBackend, dict[str, Any]]:
+    """Round 0's model and its manifest record, from the backend `cfg.model.backend` names."""
+    return backend_plugin(cfg.model.backend).base_model(cfg, domain, splits, key, cache_dir, reporter)
+
+
+def load_checkpoint(model_cfg: Any, directory: Path) -> ModelBackend:
     """A round's saved model, for resuming a run or restarting distillation from the base."""
-    if model_cfg.backend == "hf":
-        from harness.models.hf.model import HFModel
-
-        return HFModel.load(directory)
-    from harness.models.tiny.model import TinyModel
-
-    return TinyModel.load(directory)
+    return backend_plugin(model_cfg.backend).load(directory)

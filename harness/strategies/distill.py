@@ -7,17 +7,37 @@ rationale (`cot`) and/or its answer line only (`direct`), as LMSI trains several
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from harness.artifacts import RunStore, SelectedRow, read_jsonl
-from harness.config import LoopConfig
 from harness.domains.base import Splits
+from harness.registry import lookup, register
+
+if TYPE_CHECKING:
+    from harness.config import LoopConfig
+
+DataPolicy = Callable[..., tuple[list[tuple[str, str]], dict[str, int]]]
+
+
+def register_data_policy(name: str, description: str = "") -> Callable[[DataPolicy], DataPolicy]:
+    """Register a data policy: `(store, upto, loop, domain, splits, seed) -> (pairs, counts)`, the
+    (prompt, completion) pairs round `upto + 1` trains on and how many of each kind ("selected",
+    "self_generated", "real")."""
+    return register("data_policy", name, description=description)
 
 
 def training_set(store: RunStore, upto: int, loop: LoopConfig, domain, splits: Splits,
                  seed: int) -> tuple[list[tuple[str, str]], dict[str, int]]:
-    """(prompt, completion) pairs for round `upto + 1`, and how many of each kind."""
-    rounds = list(range(upto + 1)) if loop.data_policy == "accumulate" else [upto]
+    """(prompt, completion) pairs for round `upto + 1`, and how many of each kind: the run's data policy."""
+    return lookup("data_policy", loop.data_policy).obj(store, upto, loop, domain, splits, seed)
+
+
+def selected_pairs(store: RunStore, rounds: list[int], loop: LoopConfig,
+                   domain) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """The recorded selections of `rounds`, each kept sample in every one of the run's formats."""
     rows = [row for r in rounds for row in read_jsonl(store.verified(r, "selected.jsonl"), SelectedRow)]
     pairs: list[tuple[str, str]] = []
     for row in rows:
@@ -26,8 +46,23 @@ def training_set(store: RunStore, upto: int, loop: LoopConfig, domain, splits: S
                 pairs.append((row.prompt, row.completion))
             elif row.answer is not None:  # an unparsed sample (select = "none") has no answer-only form
                 pairs.append((row.prompt, domain.direct_completion(row.answer)))
-    counts = {"selected": len(rows), "self_generated": len(pairs), "real": 0}
-    if loop.data_policy == "mix_real" and loop.real_fraction > 0 and pairs:
+    return pairs, {"selected": len(rows), "self_generated": len(pairs), "real": 0}
+
+
+@register_data_policy("replace", "the newest selection")
+def replace(store, upto, loop, domain, splits, seed):
+    return selected_pairs(store, [upto], loop, domain)
+
+
+@register_data_policy("accumulate", "every selection so far")
+def accumulate(store, upto, loop, domain, splits, seed):
+    return selected_pairs(store, list(range(upto + 1)), loop, domain)
+
+
+@register_data_policy("mix_real", "the newest selection plus labeled base-train data, real_fraction of the whole")
+def mix_real(store, upto, loop, domain, splits, seed):
+    pairs, counts = selected_pairs(store, [upto], loop, domain)
+    if loop.real_fraction > 0 and pairs:
         real = [e for e in splits.base_train if e.kind != "hinted"]  # base-train as the base learnt it
         n_real = min(len(real), int(np.floor(loop.real_fraction / (1 - loop.real_fraction) * len(pairs) + 0.5)))
         chosen = np.sort(np.random.default_rng(seed).choice(len(real), size=n_real, replace=False))

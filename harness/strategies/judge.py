@@ -12,7 +12,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.strategies.select import UnlabeledSample
+from harness.strategies.select import SelectionContext, UnlabeledSample, register_selector, top_scored
+from harness.artifacts import SelectedRow
+
+
+@register_selector("judge", uses_labels=False,
+                   description="self-rewarding: the top judge_keep share of candidates by the model's own score")
+def select_judge(samples: Sequence[UnlabeledSample], ctx: SelectionContext) -> list[SelectedRow]:
+    with ctx.reporter.task(f"round {ctx.round}: judge", 1) as advance:
+        scores = judge_scores(ctx.model, samples, ctx.loop.judge_prompt, ctx.loop.judge_target)
+        advance(1)
+    return top_scored(samples, scores, ctx.loop.judge_keep, ctx.round)
 
 
 def judge_scores(model, samples: Sequence[UnlabeledSample], judge_prompt: str, judge_target: str) -> np.ndarray:

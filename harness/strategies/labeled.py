@@ -1,18 +1,55 @@
 """Selectors that use labels: the domain's checker (ReST-EM) and the gold answer (STaR).
 
-They receive `SampleRow`s, truth included. The label-free selectors in `select.py` never do; the loop
-hands samples to them only through `strip_labels`.
+They receive `SampleRow`s, truth included, and a `LabeledContext`. The label-free selectors in `select.py`
+never do; the loop hands samples to them only through `strip_labels`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from harness.artifacts import SampleRow, SelectedRow
-from harness.domains.base import Question
-from harness.strategies.select import strip_labels, vote_shares
+from harness.domains.base import Hints, Question
+from harness.strategies.select import register_selector, strip_labels, vote_shares
+
+
+@dataclass(frozen=True)
+class LabeledContext:
+    """What a selector that reads labels gets besides the samples: the whole domain, the pool questions
+    (with their answers) and `decode(questions, label, seed)`, which samples k completions per question
+    with the round's model as the loop does and returns them as `SampleRow`s."""
+
+    round: int
+    loop: Any
+    args: Any
+    model: Any
+    domain: Any
+    pool: Sequence[Question]
+    decode: Callable[[list[Question], str, int], list[SampleRow]]
+    seed: int
+    reporter: Any = None
+
+
+@register_selector("verifier", uses_labels=True,
+                   description="ReST-EM: the samples the hidden checker accepts (verifier_noise flips verdicts)")
+def select_verifier(samples: Sequence[SampleRow], ctx: LabeledContext) -> list[SelectedRow]:
+    return verifier(samples, ctx.loop.verifier_noise, ctx.seed, ctx.round)
+
+
+@register_selector("gold_rationalization", uses_labels=True, requires=(Hints,), prompts=("hint_prompt",),
+                   seed_label="rationalize",
+                   description="STaR: the samples reaching the gold answer, plus rationalizations under a hint")
+def select_gold_rationalization(samples: Sequence[SampleRow], ctx: LabeledContext) -> list[SelectedRow]:
+    kept, failed = gold_filter(samples, ctx.round)
+    failed_ids = set(failed)
+    failed_q = [q for q in ctx.pool if q.id in failed_ids]
+    hinted_q = [Question(q.id, q.skill, ctx.domain.hint_prompt(q), q.answer) for q in failed_q]
+    hinted = ctx.decode(hinted_q, f"round {ctx.round}: rationalize x{ctx.loop.k}", ctx.seed)
+    return kept + rationalizations(failed_q, hinted, samples, ctx.round)
 
 
 def _row(s: SampleRow, round: int, shares: dict, **extra) -> SelectedRow:

@@ -298,8 +298,9 @@ class MisconceptionShare(Probe):
     """Share of the pool questions where the run's planted misconception applies whose majority answer is
     the one the misconception gives: is the planted rule error itself amplified by the loop?
 
-    Reads the misconception named in the run's domain config (arithmetic); without one, the measurements
-    are undefined. Per round with a bootstrap CI over the applicable questions, and paired changes against
+    Asks the run's domain for the planted rule's answer to each question (the PlantsRule capability, e.g.
+    arithmetic's `misconception`); in a domain without one, or a run without a planted rule, the
+    measurements are undefined. Per round with a bootstrap CI over the applicable questions, and paired changes against
     round 0 and the previous round (concern: increase). Evidence: questions newly captured by the rule.
     """
 
@@ -308,23 +309,25 @@ class MisconceptionShare(Probe):
     reads = ("samples",)
 
     def measure(self, run: RunView):
-        from harness.domains.arithmetic import MISCONCEPTIONS, add_rationale, parse_answer
+        from harness.domains.base import PlantsRule, recorded_domain
+        from probes import answer_code
 
         name = (run.config.get("domain") or {}).get("misconception")
+        domain = recorded_domain(run.config, int(run.config.get("seed", 0)))
         ids = run.samples(run.rounds[0]).question_ids
-        if name not in MISCONCEPTIONS:
+        if not isinstance(domain, PlantsRule):
             return [self.measurement("share", None, details={"misconception": name, "applicable": 0})]
-        rule = MISCONCEPTIONS[name]
+        prefixes = tuple(f"{v.name}/" for v in getattr(run, "views", ()))  # a pooled view's run prefixes
         planted, keep = [], []
         for qid in ids:
-            skill, expr = qid.rsplit("/", 1)[-1].split(":", 1)
-            a, b = (int(x) for x in expr.split("+")) if skill == "add" else (0, 0)
-            keep.append(skill == "add" and rule.applies(a, b))
-            planted.append(parse_answer(add_rationale(a, b, rule)) if keep[-1] else 0)
+            own = next((qid[len(p):] for p in prefixes if qid.startswith(p)), qid)
+            answer = domain.planted_answer(own)
+            keep.append(answer is not None)
+            planted.append(answer_code(answer))
         keep_ids = tuple(q for q, k in zip(ids, keep) if k)
         if not keep_ids:
             return [self.measurement("share", None, details={"misconception": name, "applicable": 0})]
-        target = np.array([p for p, k in zip(planted, keep) if k])
+        target = np.array([p for p, k in zip(planted, keep) if k], dtype=np.int64)
 
         def captured(r: int) -> np.ndarray:
             table = aligned(run, r, keep_ids)

@@ -7,24 +7,36 @@ from pathlib import Path
 
 from harness.artifacts import RunError
 from harness.domains.base import Question
-from harness.seeding import derive_seed
 
 SPLITS = ("pool", "test", "ood", "base_val")
 
 
 def build_domain(domain_config: dict, run_seed: int):
-    """The domain of a run whose manifest holds this `config["domain"]` and seed (as harness/loop.py makes it:
-    `make_domain(cfg.domain, seed=derive_seed(cfg.seed, "domain"))`)."""
-    from pydantic import TypeAdapter, ValidationError
+    """The domain of a run whose manifest holds this `config["domain"]` and seed, as the loop built it."""
+    from pydantic import ValidationError
 
-    from harness.config import DomainConfig
-    from harness.domains import make_domain
+    from harness.domains.base import recorded_domain
+    from harness.registry import RegistryError
 
     try:
-        config = TypeAdapter(DomainConfig).validate_python({"name": "arithmetic", **domain_config})
-    except ValidationError as e:
+        return recorded_domain({"domain": domain_config}, run_seed)
+    except (ValidationError, RegistryError) as e:
         raise RunError(f"inspect task: the run's domain config is not valid ({str(e).splitlines()[0]})") from None
-    return make_domain(config, seed=derive_seed(run_seed, "domain"))
+
+
+def fresh_items(name: str, settings: dict, seed: int, n: int):
+    """(domain, its first n test questions) of a registered domain built from `settings` (its config keys)."""
+    from pydantic import ValidationError
+
+    from harness.registry import RegistryError, lookup
+
+    try:
+        cls = lookup("domain", name).obj
+        sized = {"test_size": n} if "test_size" in cls.config_class.model_fields else {}
+        world = cls(cls.config_class(**{"name": name, **sized, **settings}), seed=seed)
+    except (ValidationError, RegistryError) as e:
+        raise RunError(f"inspect task: domain {name!r}: {str(e).splitlines()[0]}") from None
+    return world, world.splits().test[:n]
 
 
 def run_items(run_dir: str | Path, split: str):

@@ -17,23 +17,26 @@ the base model's directory in `loopprobe.json`, so a round's checkpoint is small
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessor, LogitsProcessorList
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+)
 
 from harness.artifacts import RunError
+from harness.models import training
 from harness.models.base import Completion, TrainStats
 from harness.models.hf.config import HFConfig
-from harness.models.tiny.training import Schedule, epoch_steps
 from harness.seeding import derive_seed
 
 META = "loopprobe.json"  # what kind of checkpoint a directory holds, and the config that made it
-IGNORE = -100
 
 
 def check_model_dir(path: Path) -> Path:
@@ -57,7 +60,8 @@ def _load_pretrained(path: Path, config: HFConfig, tokenizer_path: Path | None =
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, config.dtype), local_files_only=True)
     except (OSError, ValueError) as e:
         raise RunError(f"hf backend: {path}: cannot load ({str(e).splitlines()[0]})") from None
-    return model.to(_device(config.device)), tokenizer
+    # transformers' typed wrapper of nn.Module.to declares no device argument; torch's accepts one
+    return model.to(_device(config.device)), tokenizer  # type: ignore[arg-type]
 
 
 class _LogProbRecorder(LogitsProcessor):
@@ -126,7 +130,8 @@ class HFModel:
             path = import_packaged_gguf(config.gguf_package, cache_dir)  # type: ignore[arg-type]
         model, tokenizer = _load_pretrained(path, config)
         if config.lora is not None:
-            from peft import LoraConfig as PeftLoraConfig, get_peft_model
+            from peft import LoraConfig as PeftLoraConfig
+            from peft import get_peft_model
 
             torch.manual_seed(seed % 2**63)  # the adapters' random init
             lora = config.lora
@@ -194,24 +199,17 @@ class HFModel:
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
-    def _pairs(self, prompts: list[str], completions: list[str], add_eos: list[bool]
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Right-padded ids, attention mask and labels (completion and eos only) of prompt + completion rows."""
-        seqs, labels = [], []
+    def _pairs(self, prompts: list[str], completions: list[str], add_eos: list[bool]) -> training.Batch:
+        """Right-padded prompt + completion rows with an attention mask, on the model's device, labels on the
+        completion (and eos): the `Encode` of harness.models.training."""
+        rows = []
         for p, c, e in zip(prompts, completions, add_eos):
             head, tail = self.encode_prompt(p), self.encode_completion(c, e)
             if len(head) + len(tail) > self.config.max_length:
                 raise RunError(f"hf backend: a prompt + completion of {len(head) + len(tail)} tokens exceeds "
                                f"model.max_length = {self.config.max_length}; raise it")
-            seqs.append(head + tail)
-            labels.append([IGNORE] * len(head) + tail)
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        lab = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
-        for r, (s, lb) in enumerate(zip(seqs, labels)):
-            ids[r, :len(s)], mask[r, :len(s)], lab[r, :len(lb)] = torch.tensor(s), 1, torch.tensor(lb)
-        return ids.to(self.device), mask.to(self.device), lab.to(self.device)
+            rows.append((head, tail))
+        return training.completion_batch(rows, self.pad_id, mask=True, device=self.device)
 
     # ---------------------------------------------------------------- the protocol
 
@@ -250,7 +248,7 @@ class HFModel:
             ids[r, width - len(e):], mask[r, width - len(e):] = torch.tensor(e), 1
         recorder = _LogProbRecorder(self.never_generated, temperature)
         # Explicit neutral values: generate fills unset ones from global defaults (top_k=50).
-        sampling = dict(temperature=1.0, top_k=0, top_p=1.0, typical_p=1.0) if temperature > 0 else {}
+        sampling = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "typical_p": 1.0} if temperature > 0 else {}
         cfg = GenerationConfig(do_sample=temperature > 0, **sampling, repetition_penalty=1.0,
                                num_return_sequences=n, max_new_tokens=max_new_tokens,
                                eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
@@ -279,73 +277,15 @@ class HFModel:
                 text, finished = text[:pos], True
         return Completion(text=text, sum_logprob=float(logp[:n_tok].sum()), n_tokens=n_tok, finished=finished)
 
-    def _token_logprobs(self, ids, mask, labels) -> torch.Tensor:
-        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-        if self.never_generated:
-            logits[..., self.never_generated] = -torch.inf
-        target = labels[:, 1:]
-        logp = torch.log_softmax(logits, dim=-1).gather(2, target.clamp(min=0)[..., None]).squeeze(2)
-        return torch.where(target != IGNORE, logp, 0.0)
-
-    @torch.inference_mode()
     def score(self, prompts: list[str], completions: list[str], add_eos: bool | list[bool] = True
               ) -> list[tuple[float, int]]:
-        eos = [add_eos] * len(prompts) if isinstance(add_eos, bool) else list(add_eos)
-        if not (len(prompts) == len(completions) == len(eos)):
-            raise ValueError("prompts, completions and add_eos must have the same length")
-        self.model.eval()
-        out: list[tuple[float, int]] = []
-        bs = self.config.score_batch_size
-        for s in range(0, len(prompts), bs):
-            ids, mask, lab = self._pairs(prompts[s:s + bs], completions[s:s + bs], eos[s:s + bs])
-            lp = self._token_logprobs(ids, mask, lab).double()
-            counts = (lab[:, 1:] != IGNORE).sum(1)
-            out += [(float(v), int(n)) for v, n in zip(lp.sum(1).cpu(), counts.cpu())]
-        return out
+        return training.score(self.model, self._pairs, prompts, completions, add_eos,
+                              batch_size=self.config.score_batch_size, banned=self.never_generated)
 
     def finetune(self, pairs: list[tuple[str, str]], *, lr: float, epochs: float, batch_size: int, seed: int,
                  steps: int | None = None, on_step: Callable[[int, float], bool] | None = None) -> TrainStats:
-        """AdamW (as the tiny backend: betas 0.9/0.95, weight decay 0.01, clip 1.0, constant lr) on the
-        trainable parameters (all, or the LoRA adapters); `steps` replaces the count `epochs` implies.
-        Batches split into micro-batches whose summed token losses are normalised by the batch's token
-        count, so gradient accumulation changes no gradient."""
-        if not pairs:
-            return TrainStats(steps=0, tokens=0, mean_loss=float("nan"), final_loss=float("nan"), seconds=0.0)
-        schedule = Schedule(lr=lr, steps=steps if steps is not None else epoch_steps(len(pairs), epochs, batch_size))
-        torch.manual_seed(seed % 2**63)
-        rng = np.random.default_rng(seed)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
-        micro = self.config.train_micro_batch_size
-        self.model.train()
-        t0, tokens, losses, order = time.perf_counter(), 0, [], np.array([], dtype=np.int64)
-        try:
-            for step in range(schedule.steps):
-                if len(order) == 0:
-                    order = rng.permutation(len(pairs))
-                batch, order = order[:batch_size], order[batch_size:]
-                for group in opt.param_groups:
-                    group["lr"] = schedule(step)
-                encoded = [self._pairs([pairs[i][0] for i in batch[m:m + micro]],
-                                       [pairs[i][1] for i in batch[m:m + micro]], [True] * len(batch[m:m + micro]))
-                           for m in range(0, len(batch), micro)]
-                n_tok = sum(int((lab[:, 1:] != IGNORE).sum()) for _, _, lab in encoded)
-                opt.zero_grad(set_to_none=True)
-                total = 0.0
-                for ids, mask, lab in encoded:
-                    logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-                    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                             lab[:, 1:].reshape(-1), ignore_index=IGNORE,
-                                                             reduction="sum") / max(1, n_tok)
-                    loss.backward()
-                    total += float(loss.detach())
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                tokens += n_tok
-                losses.append(total)
-                if on_step is not None and on_step(step, total):
-                    break
-        finally:
-            self.model.eval()
-        return TrainStats(steps=len(losses), tokens=tokens, mean_loss=float(np.mean(losses)),
-                          final_loss=float(np.mean(losses[-10:])), seconds=time.perf_counter() - t0)
+        """harness.models.training's AdamW loop (as the tiny backend's) on the trainable parameters (all, or
+        the LoRA adapters), in micro-batches of `train_micro_batch_size` rows."""
+        return training.finetune(self.model, self._pairs, pairs, lr=lr, epochs=epochs, batch_size=batch_size,
+                                 seed=seed, steps=steps, on_step=on_step,
+                                 micro_batch_size=self.config.train_micro_batch_size)

@@ -19,8 +19,9 @@ from harness import faults
 from harness.artifacts import share_permissions
 from harness.domains.base import Domain, Question, Splits
 from harness.integrity import file_hash, tree_hashes
-from harness.models.tiny import training
+from harness.models.tiny import training as tiny_training
 from harness.models.tiny.model import TinyConfig, TinyModel
+from harness.models.training import Schedule
 from harness.progress import Reporter, SilentReporter
 
 CACHE_VERSION = 1  # bump when a code change alters what base training produces
@@ -41,8 +42,8 @@ def train_base(domain: Domain, splits: Splits, model_cfg: TinyConfig, base_cfg, 
                reporter: Reporter) -> tuple[TinyModel, dict[str, Any]]:
     model = TinyModel.initialise(model_cfg, seed)
     pairs = [(e.question.prompt, e.completion) for e in splits.base_train]
-    schedule = training.Schedule(lr=base_cfg.lr, steps=base_cfg.steps, warmup=base_cfg.warmup,
-                                 kind=base_cfg.schedule)
+    schedule = Schedule(lr=base_cfg.lr, steps=base_cfg.steps, warmup=base_cfg.warmup,
+                        kind=base_cfg.schedule)
     curve: list[tuple[int, float]] = []
     with reporter.task("base training", base_cfg.steps) as advance:
         def on_step(step: int, loss: float) -> bool:
@@ -53,8 +54,8 @@ def train_base(domain: Domain, splits: Splits, model_cfg: TinyConfig, base_cfg, 
             curve.append((step + 1, greedy_accuracy(model, domain, splits.base_val)))
             return curve[-1][1] >= base_cfg.target_accuracy
 
-        stats = training.train(model.model, model.tokenizer, pairs, schedule, base_cfg.batch_size, seed,
-                               on_step=on_step)
+        stats = tiny_training.train(model.model, model.tokenizer, pairs, schedule, base_cfg.batch_size, seed,
+                                    on_step=on_step)
     info = {"steps": stats.steps, "trained_tokens": stats.tokens, "final_loss": stats.final_loss,
             "train_seconds": stats.seconds, "val_accuracy": greedy_accuracy(model, domain, splits.base_val),
             "val_curve": curve, "n_parameters": model.n_parameters}
