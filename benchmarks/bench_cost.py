@@ -1,4 +1,4 @@
-"""Throughputs of the embedded (tiny) backend at default sizes, in the units `harness.cost` counts:
+"""Throughputs of the embedded (tiny) backend at default sizes, in the units `harness.app.cost` counts:
 
 - sampling: sequence slots per second, one slot = one row x one decoding step (eos masked, so every row
   runs the full `--new-tokens`: the upper bound the cost estimate assumes);

@@ -222,7 +222,7 @@ class RunStore:
 
     def recorded_rounds(self) -> list[int]:
         """Rounds 0..n-1 that have a round.json (complete, rejected or failed)."""
-        rounds = []
+        rounds: list[int] = []
         while self.is_recorded(len(rounds)):
             rounds.append(len(rounds))
         return rounds

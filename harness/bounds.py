@@ -3,7 +3,7 @@
 Numbers in a suite are strict: a TOML `true` is not the number 1 and `"0.5"` is not 0.5. An integer is
 accepted where a float is expected (`lr = 1` means 1.0); floats must be finite (no nan, no inf). Every size
 has an upper bound generous for real use on a GPU but far below what would run until killed; the cost
-estimate (harness.cost) then checks what the sizes add up to against the machine.
+estimate (harness.app.cost) then checks what the sizes add up to against the machine.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def space_problem(cfg: BaseModel, spaces: list[tuple[str, int, dict[str, Callabl
 
     `spaces`: (description, number of distinct questions, {config key: size -> items that key's split takes
     from this space}). Splits drawn from one space are disjoint, so they fit when their items add up to at
-    most its size. The message is "key: ..." (harness.suite names the key) and blames the largest split the
+    most its size. The message is "key: ..." (harness.app.suite names the key) and blames the largest split the
     user set (else the largest), with the largest value of it that fits given the others."""
     values = {key: getattr(cfg, key) for _, _, takes in spaces for key in takes}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -35,8 +35,12 @@ def _union(kind: str, tag: str) -> Any:
     return Annotated[Union[classes], Field(discriminator=tag)] if len(classes) > 1 else classes[0]  # noqa: UP007
 
 
-DomainConfig = _union("domain", "name")
-ModelConfig = _union("backend", "backend")
+if TYPE_CHECKING:  # unions built from the registry at import: to a type checker, any registered config class
+    DomainConfig = Any
+    ModelConfig = Any
+else:
+    DomainConfig = _union("domain", "name")
+    ModelConfig = _union("backend", "backend")
 
 
 class _Strict(BaseModel):

@@ -105,7 +105,7 @@ def load_checked(path: Path, model: type[M], fix: str, required_from_schema: int
         raise DamagedFile(f"{path}: field {where}: {err['msg']}; the file is damaged; {fix}") from None
 
 
-def tree_hashes(root: Path, exclude: set[str] = frozenset()) -> dict[str, str]:
+def tree_hashes(root: Path, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
     """sha256 of every regular file under `root` (relative POSIX paths), less hidden names and `exclude`."""
     root = Path(root)
     out = {}

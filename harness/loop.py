@@ -21,32 +21,32 @@ import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import torch
 import transformers
 
 from harness import faults
-from harness.artifacts import (Manifest, ReferenceRow, RoundFailed, RunError, RunStore,
-                              SampleRow, SelectedRow)
+from harness.artifacts import Manifest, ReferenceRow, RoundFailed, RunStore, SampleRow, SelectedRow
 from harness.config import RunConfig, config_hash
 from harness.domains.base import Domain, Question, Splits, make_domain
 from harness.lock import write_lock
-from harness.preflight import make_directory
 from harness.models.base import ModelBackend
 from harness.models.factory import base_model, load_checkpoint
 from harness.models.tiny.pretrain import CACHE_VERSION
 from harness.models.training import epoch_steps
+from harness.preflight import make_directory
 from harness.progress import Reporter, SilentReporter
-from harness.seeding import derive_seed
 from harness.registry import lookup
+from harness.seeding import derive_seed
 from harness.strategies.distill import training_set
 from harness.strategies.labeled import LabeledContext
 from harness.strategies.select import LabelFreeDomain, SelectionContext, strip_labels
 from harness.summary import record_round
 
 
-def decode(model: ModelBackend, domain: Domain, questions: list[Question], split: str, round: int, k: int,
-           temperature: float, cfg: RunConfig, seed: int, reporter: Reporter, how: str = "sample",
+def decode(model: ModelBackend, domain: Domain, questions: list[Question], split: Literal["pool", "test", "ood"],
+           round: int, k: int, temperature: float, cfg: RunConfig, seed: int, reporter: Reporter, how: str = "sample",
            label: str | None = None) -> list[SampleRow]:
     """k decodings of each question (greedy when temperature is 0) by the amplifier `how`, parsed and checked
     (answers in the domain's canonical form)."""
@@ -102,7 +102,7 @@ def _versions() -> dict[str, str]:
 def _git_revision() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or None
+                              text=True, timeout=5, check=False).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -207,6 +207,7 @@ def _run_locked(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Rep
 
         t0 = time.perf_counter()  # evaluate
         evals = []
+        split: Literal["test", "ood"]
         for split, questions in (("test", splits.test), ("ood", splits.ood)):
             evals += decode(model, domain, questions, split, r, 1, 0.0, cfg, 0, reporter)
             evals += decode(model, domain, questions, split, r, cfg.loop.eval_k, cfg.loop.temperature, cfg,

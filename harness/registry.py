@@ -90,7 +90,7 @@ def _load(kind: str) -> None:
     for ep in importlib.metadata.entry_points(group=GROUPS[kind]):
         try:
             ep.load()  # a module whose import registers, or an object whose module registered it
-        except Exception as e:  # a broken plugin is named, not a traceback
+        except Exception as e:  # noqa: BLE001 (a broken plugin is named, not a traceback)
             raise RegistryError(f"entry point {ep.name!r} = {ep.value!r} in group {ep.group!r} failed to load: "
                                 f"{type(e).__name__}: {e}") from None
         if ep.name not in _REGISTRY[kind]:

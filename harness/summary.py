@@ -58,11 +58,11 @@ def summarise_round(samples: Sequence[SampleRow], evals: Sequence[SampleRow], se
         "reference_nll_per_token": sum(r.nll for r in reference) / max(1, sum(r.n_tokens for r in reference)),
     }
     metrics["selected_wrong_share"] = _mean(row.answer != truth[row.question_id] for row in selected)
-    metrics = {k: (None if np.isnan(v) else v) for k, v in metrics.items()}  # JSON has no NaN
+    recorded: dict[str, float | None] = {k: (None if np.isnan(v) else v) for k, v in metrics.items()}  # JSON has no NaN
     counts = {"pool_questions": len(by_q), "pool_samples": len(samples), "kept_questions": len(kept_q),
               "kept_samples": len(selected),
               "kept_rationalizations": sum(row.source == "rationalization" for row in selected), "eval_rows": len(evals), "reference_texts": len(reference)}
-    return metrics, counts
+    return recorded, counts
 
 
 def record_round(store: RunStore, r: int, *, evals: Sequence[SampleRow], reference: Sequence[ReferenceRow],

@@ -10,7 +10,7 @@ import inspect
 import json
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
@@ -154,7 +154,7 @@ def measure_probe(pid: str, params: dict[str, Any], view: RunView | PooledRunVie
     cls = get_probe(pid)
     instance = cls(**params)
     t0 = time.perf_counter()
-    found = instance.measure(view)
+    found = instance.measure(cast(RunView, view))  # a PooledRunView reads as a RunView
     for m in found:
         if m.probe != pid:
             raise ProbeError(f"probe {pid} returned a measurement labelled {m.probe!r}")

@@ -202,10 +202,12 @@ def _concat(tables: list[SampleTable], prefixes: list[str]) -> SampleTable:
     if len(ks) > 1:
         raise RunError(f"cannot pool runs with different samples per question ({sorted(ks)})")
     ts = [t for t, _ in tables_prefixes]
+    answers, parsed, correct, logprob, n_tokens, finished, truth = (
+        np.concatenate([getattr(t, f) for t in ts]) for f in
+        ("answers", "parsed", "correct", "logprob", "n_tokens", "finished", "truth"))
     return SampleTable(
         tuple(p + q for t, p in tables_prefixes for q in t.question_ids),
-        *(np.concatenate([getattr(t, f) for t in ts]) for f in
-          ("answers", "parsed", "correct", "logprob", "n_tokens", "finished", "truth")),
+        answers, parsed, correct, logprob, n_tokens, finished, truth,
         tuple(c for t in ts for c in t.completions))
 
 

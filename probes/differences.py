@@ -78,7 +78,7 @@ def point_at(m: Measurement, r: int | None) -> SeriesPoint | None:
 
 def _from_cis(pa: SeriesPoint, pb: SeriesPoint) -> stats.Estimate:
     diff = pb.value - pa.value  # type: ignore[operator]
-    if None in (pa.ci_low, pa.ci_high, pb.ci_low, pb.ci_high):
+    if pa.ci_low is None or pa.ci_high is None or pb.ci_low is None or pb.ci_high is None:
         return stats.Estimate(diff, float("nan"), float("nan"))
     se = math.hypot((pa.ci_high - pa.ci_low) / (2 * stats.Z95), (pb.ci_high - pb.ci_low) / (2 * stats.Z95))
     return stats.Estimate(diff, diff - stats.Z95 * se, diff + stats.Z95 * se)
@@ -128,7 +128,7 @@ def difference(ma: Measurement, mb: Measurement, r: int | None, info_a: ProbeInf
     if est is not None:
         if method == "paired" and _binary_mean(ia) and _binary_mean(ib):  # type: ignore[arg-type]
             order = {q: i for i, q in enumerate(ib.ids)}  # type: ignore[union-attr]
-            xb = ib.columns[[order[q] for q in ia.ids], 0]  # type: ignore[union-attr]
+            xb = ib.columns[[order[q] for q in ia.ids], 0]  # type: ignore[union-attr, index]  # numpy stubs
             p_value = stats.mcnemar_exact(ia.columns[:, 0].astype(bool), xb.astype(bool))[2]  # type: ignore[union-attr]
     else:
         est, method, n = _from_cis(pa, pb), "from_cis", None  # type: ignore[arg-type]

@@ -14,10 +14,11 @@ Cross-checked in tests/test_stats.py against scipy and scikit-learn and against 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from statistics import NormalDist
+from typing import cast
 
 import numpy as np
 
@@ -169,7 +170,8 @@ def bootstrap(values: np.ndarray, statistic: str | Statistic | None = None, n_bo
     named = isinstance(statistic, str)
     values = _columns(values) if named else np.asarray(values, dtype=float)
     n = values.shape[0]
-    items = ItemValues(tuple(ids), values, statistic, dict(params or {})) if named and ids is not None else None
+    items = (ItemValues(tuple(ids), values, cast(str, statistic), dict(params or {})) if named and ids is not None
+             else None)
     if n == 0:
         return NAN if items is None else Estimate(NAN.value, NAN.ci_low, NAN.ci_high, items)
     per_item = _item_means(statistic, values) if named else None  # type: ignore[arg-type]
@@ -292,7 +294,7 @@ def row_entropy(answers: np.ndarray) -> np.ndarray:
     n, k = answers.shape
     if k == 0:
         return np.zeros(n)
-    s, starts = row_counts(answers)
+    _s, starts = row_counts(answers)
     run_id = np.cumsum(starts, axis=1) - 1  # which distinct value each position belongs to
     counts = np.zeros((n, k))
     np.add.at(counts, (np.repeat(np.arange(n), k), run_id.ravel()), 1)
@@ -331,7 +333,7 @@ def answer_distributions(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.n
     returns [n, m] probabilities for each (m = k1 + k2 slots; unused slots are zero)."""
     a, b = np.asarray(a), np.asarray(b)
     joint = np.concatenate([a, b], axis=1)
-    n, m = joint.shape
+    _n, m = joint.shape
     eq_a = joint[:, :, None] == a[:, None, :]
     eq_b = joint[:, :, None] == b[:, None, :]
     first = np.argmax(joint[:, :, None] == joint[:, None, :], axis=2) == np.arange(m)  # first slot per value
@@ -385,7 +387,7 @@ def pass_at_k(n: int, c: np.ndarray, k: int) -> np.ndarray:
     return 1.0 - table[c]
 
 
-def conjunction_p(all_of: list[Estimate], any_of: list[Estimate] = (), null: float = 0.0) -> float:
+def conjunction_p(all_of: list[Estimate], any_of: Sequence[Estimate] = (), null: float = 0.0) -> float:
     """p-value of an alarm that needs every change in `all_of` and at least one in `any_of`: an
     intersection-union test (the largest p of the conjunction), with Bonferroni over the alternatives."""
     def p(e: Estimate) -> float:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from harness.artifacts import write_atomic
-from probes import ProbeResults, incomplete
-from probes._api import Measurement
+from probes import Measurement, ProbeResults, incomplete
 from probes.gates import GateResult
 from reports import diagnosis, evidence, header, panel
 from reports.model import GateRow, MeasurementRow, ProbeSummary, Report, Section, Verdict
@@ -17,7 +17,7 @@ from reports.sources import Source, kind_of, open_source, probe_results, prompts
 REPORT_FILES = ("report.json", "report.md", "report.html")
 
 
-def trend(series) -> str:
+def trend(series) -> Literal["up", "down", "flat", "none"]:
     """Direction of the last finite point of a series relative to the first (descriptive, not a test)."""
     values = [p.value for p in series if p.value is not None and np.isfinite(p.value)]
     if len(values) < 2:
@@ -105,7 +105,8 @@ def verdict(sections: list[Section], gates: list[GateRow], results: list[ProbeRe
     firing = sum(r.correction.firing for r in results)
     methods = sorted({(r.correction.method, r.correction.q) for r in results})
     name = ", ".join(f"{ {'bh': 'BH', 'holm': 'Holm', 'none': 'uncorrected'}[m]}, q ≤ {q:g}" for m, q in methods)
-    status = "no_gates" if not gates else ("failed" if failed or incomplete else "passed")
+    status: Literal["passed", "failed", "no_gates"] = ("no_gates" if not gates else
+                                                      ("failed" if failed or incomplete else "passed"))
     return Verdict(status=status, gates=len(gates), gates_failed=failed, measurements=len(rows),
                    firing=sum(m.fires for m in rows), tested=tested,
                    firing_uncorrected=sum(r.correction.firing_uncorrected for r in results),

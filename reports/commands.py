@@ -1,4 +1,4 @@
-"""`loopprobe report` and `loopprobe compare` (harness.cli holds only their signatures)."""
+"""`loopprobe report` and `loopprobe compare` (harness.app.cli holds only their signatures)."""
 
 from __future__ import annotations
 
@@ -65,5 +65,5 @@ def compare_command(runs: list[Path], md: Path | None, html: Path | None, json_o
     for path, render in ((md, comparison_markdown), (html, comparison_html),
                          (json_out, lambda c: c.model_dump_json(indent=1))):
         if path is not None:
-            _errors(fail, lambda: write_atomic(path, render(comparison)))
+            _errors(fail, lambda: write_atomic(path, render(comparison)))  # noqa: B023 (called here)
             console.print(f"wrote {escape(str(path))}")

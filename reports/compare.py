@@ -12,13 +12,22 @@ pair's differences.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from probes import ProbeResults, get_probe, incomplete, measure_probe, registry, stats
-from probes._api import Measurement, SeriesPoint
-from probes._runner import ProbeInfo
+from probes import (
+    Measurement,
+    ProbeInfo,
+    ProbeResults,
+    SeriesPoint,
+    get_probe,
+    incomplete,
+    measure_probe,
+    registry,
+    stats,
+)
 from probes.differences import comparable, difference
 from reports.model import Panel
 from reports.panel import transition_panel
@@ -110,7 +119,7 @@ _METHOD_WORDS = {"identical_inputs": "from identical inputs", "paired": "paired"
 _HEADLINE_DIRECTION = {(p, m): d for _, _, p, m, d in HEADLINES}
 
 
-def _direction(probe: str, m: Measurement, concerns: dict[str, str]) -> Direction:
+def _direction(probe: str, m: Measurement, concerns: Mapping[str, str]) -> Direction:
     """Which way is better: a headline's known direction, else the measurement's concern, else (a level,
     which has no null) the concern of its change against round 0."""
     concern = m.concern if m.concern != "none" else concerns.get(f"{m.name}.delta_vs_round0", "none")
@@ -154,7 +163,7 @@ def _aligned(sa: Source, sb: Source) -> tuple[dict[str, tuple[list[Measurement],
                     f"{k}: {info.params.get(k)} → {v}" for k, v in params.items() if info.params.get(k) != v) + ")"
                 try:
                     side[pid] = measure_probe(pid, params, view)
-                except Exception as e:  # a probe that cannot run on this view is refused, not fatal
+                except Exception as e:  # noqa: BLE001 (a probe that cannot run on this view is refused, not fatal)
                     refused.append(Refusal(probe=pid, reason=f"cannot be computed on {label}: {e}"))
                     pa.pop(pid, None), pb.pop(pid, None)
                     break
@@ -171,7 +180,7 @@ def compare_pair(sa: Source, sb: Source, seed: int = 0, q: float = Q) -> PairCom
     a, b = sa.label, sb.label
     rounds = sorted(set(sa.view.rounds) & set(sb.view.rounds))
     if _domain(sa) != _domain(sb):
-        note = (f"{a} is {_domain(sa)} and {b} is {_domain(sb)}: they answer different questions, so no "
+        note: str | None = (f"{a} is {_domain(sa)} and {b} is {_domain(sb)}: they answer different questions, so no "
                 "measurement is compared")
         return PairComparison(a=a, b=b, rounds=rounds, note=note, correction="nothing compared", headlines=[],
                               differences=[])
@@ -183,6 +192,7 @@ def compare_pair(sa: Source, sb: Source, seed: int = 0, q: float = Q) -> PairCom
         for ma in pa[pid][0]:
             if ma.name not in mb:
                 continue
+            points: Sequence[int | None]
             points = sorted({p.round for p in ma.series} & {p.round for p in mb[ma.name].series} & set(rounds)) \
                 or ([ma.round] if ma.round == mb[ma.name].round else [])
             for r in points:
@@ -194,10 +204,10 @@ def compare_pair(sa: Source, sb: Source, seed: int = 0, q: float = Q) -> PairCom
     tested = [i for i, d in enumerate(rows) if d.p_value is not None and d.diff is not None]
     adjusted = stats.adjust_p([rows[i].p_value for i in tested], "bh")
     for i, p in zip(tested, adjusted):
-        d = rows[i]
-        significant = bool(p <= q and d.diff != 0)
-        rows[i] = d.model_copy(update={"p_adjusted": float(p), "significant": significant,
-                                       "worse": _worse(d.diff, significant, d.direction, a, b)})
+        row = rows[i]
+        significant = bool(p <= q and row.diff != 0)
+        rows[i] = row.model_copy(update={"p_adjusted": float(p), "significant": significant,
+                                         "worse": _worse(row.diff, significant, row.direction, a, b)})
     headlines = _headlines(rows, pa, pb, rounds, a, b)
     methods = {m: sum(d.method == m for d in rows) for m in ("identical_inputs", "paired", "unpaired", "from_cis")}
     n_sig = sum(d.significant for d in rows)

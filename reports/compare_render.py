@@ -49,8 +49,8 @@ def _short(x: float | None) -> str:
 
 def comparison_markdown(c: Comparison) -> str:
     lines = [f"## loopprobe compare: {', '.join(r.label for r in c.runs)}", "",
-             f"Baseline (A): `{c.baseline}`. Differences are B − A with 95% CIs; paired on the same items where the "
-             "runs share them.", ""]
+             (f"Baseline (A): `{c.baseline}`. Differences are B − A with 95% CIs; paired on the same items where the "
+              "runs share them."), ""]
     lines += [f"- **INCOMPLETE** `{r.label}`: {r.incomplete}" for r in c.runs if r.incomplete]
     lines += [""] if any(r.incomplete for r in c.runs) else []
     for pair in c.pairs:
@@ -66,8 +66,8 @@ def comparison_markdown(c: Comparison) -> str:
             lines.append(f"| `{d.probe}` {d.measurement} | {fmt(d.round)} | {fmt(d.a)} | {fmt(d.b)} | "
                          f"{'-' if d.diff is None else f'{d.diff:+.4g}'} | {signed_ci(d)} | {METHODS[d.method]} | "
                          f"{outcome(d)} |")
-        lines += ["", f"{len(significant)} of {len(pair.differences)} differences are significant after "
-                  "Benjamini-Hochberg (the table lists those; `--json` has all).", ""]
+        lines += ["", (f"{len(significant)} of {len(pair.differences)} differences are significant after "
+                   "Benjamini-Hochberg (the table lists those; `--json` has all)."), ""]
     return "\n".join(lines)
 
 

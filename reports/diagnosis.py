@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, cast
 
-from probes._api import Measurement
-from reports.model import Change, Diagnosis
+from probes import Measurement
+from reports.model import Change, Diagnosis, Direction
 
 ACC, CW, ENT, JS, NLL = "accuracy", "confident_wrong", "entropy", "answer_js", "reference_nll"
 
@@ -53,7 +54,7 @@ class Rule:
     have measured (one missing: the rule does not apply); `quotes(state)` the signals its sentence cites."""
 
     name: str
-    severity: str
+    severity: Literal["concern", "good", "neutral", "unknown"]
     description: str  # exactly what it checks, in words (docs/diagnosis.md repeats it)
     gloss: str  # what it means, the start of the explanation sentence
     needs: tuple[str, ...]
@@ -117,11 +118,11 @@ RULES: tuple[Rule, ...] = (
          "excess, reference NLL/token) flat",
          "nothing measurable moved", (ACC,), _stable, lambda s: (ACC,) + tuple(k for k in OTHERS if s[k])),
 )
-UNDETERMINED = ("undetermined", "fewer than two rounds, no test-accuracy change measured, the greedy and "
-                "pass@1 changes pointing opposite ways, or no rule applies because a measurement it needs is missing")
+UNDETERMINED = ("undetermined", ("fewer than two rounds, no test-accuracy change measured, the greedy and "
+                 "pass@1 changes pointing opposite ways, or no rule applies because a measurement it needs is missing"))
 
 
-def direction(m: Measurement | None) -> str | None:
+def direction(m: Measurement | None) -> Direction | None:
     """up / down / flat from a change's 95% CI against 0; None when it has no value or no CI."""
     if m is None or m.value is None or m.ci_low is None or m.ci_high is None:
         return None
@@ -139,7 +140,8 @@ def signals(measurements: Sequence[Measurement]) -> tuple[State, dict[str, list[
     state: State = {}
     used: dict[str, list[Measurement]] = {}
     for sig in SIGNALS:
-        found = [m for src in sig.sources if direction(m := by_key.get(src)) is not None]
+        # direction(None) is None: every one found is a Measurement
+        found = cast("list[Measurement]", [m for src in sig.sources if direction(m := by_key.get(src)) is not None])
         dirs = {direction(m) for m in found}
         used[sig.key] = found
         state[sig.key] = (None if not dirs else "mixed" if {"up", "down"} <= dirs else
@@ -173,7 +175,7 @@ def _missing(rule: Rule, state: State) -> list[str]:
 def diagnose(measurements: Sequence[Measurement], rounds: Sequence[int]) -> Diagnosis:
     """The diagnosis of a section from its probe measurements (ProbeResults.measurements) and its rounds."""
     rounds = list(rounds)
-    span = dict(from_round=rounds[0] if rounds else None, to_round=rounds[-1] if rounds else None)
+    span: dict[str, Any] = {"from_round": rounds[0] if rounds else None, "to_round": rounds[-1] if rounds else None}
     state, used = signals(measurements)
 
     def undetermined(why: str, quoted: Sequence[str] = ()) -> Diagnosis:

@@ -3,16 +3,24 @@ from a run's artifacts (probes.json keeps summaries, not the distributions)."""
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import numpy as np
 
 from harness.summary import CONFIDENT_SHARE
-
-from probes import stats
-from probes import Measurement, PooledRunView, RunView, SampleTable, answer_text
+from probes import Measurement, PooledRunView, RunView, SampleTable, answer_text, stats
 from probes.common import finite, vote
 from probes.library.confident_wrong import STATES
-from reports.model import (Alarm, CalibrationBin, CalibrationRound, Histogram, HistogramRound, ItemRound,
-                           ItemTrace, TransitionMatrix)
+from reports.model import (
+    Alarm,
+    CalibrationBin,
+    CalibrationRound,
+    Histogram,
+    HistogramRound,
+    ItemRound,
+    ItemTrace,
+    TransitionMatrix,
+)
 
 View = RunView | PooledRunView
 CALIBRATION_BINS = 10
@@ -128,8 +136,9 @@ class ItemTracer:
         i = self._index[key].get(qid)
         return None if i is None else (table, i)
 
-    def _split(self, qid: str) -> str:
+    def _split(self, qid: str) -> Literal["pool", "test", "ood", "reference", "unknown"]:
         r0 = self.view.rounds[0]
+        split: Literal["pool", "test", "ood"]
         for split, decoding in (("pool", "sample"), ("test", "greedy"), ("test", "sample"), ("ood", "greedy"),
                                 ("ood", "sample")):
             if self._row(r0, split, decoding, qid) is not None:
@@ -157,13 +166,14 @@ class ItemTracer:
                 mode, share = stats.row_mode(table.answers[i:i + 1], table.parsed[i:i + 1])
                 parsed = table.parsed[i] & (table.answers[i] == mode[0])
                 j = int(np.argmax(parsed)) if parsed.any() else 0
-                point = point.model_copy(update=dict(
-                    majority=_answer(mode[0]) if parsed.any() else None, vote_share=float(share[0]),
-                    correct=bool(parsed.any() and mode[0] == table.truth[i]), rationale=table.completions[i][j]))
+                point = point.model_copy(update={
+                    "majority": _answer(mode[0]) if parsed.any() else None, "vote_share": float(share[0]),
+                    "correct": bool(parsed.any() and mode[0] == table.truth[i]), "rationale": table.completions[i][j]})
             if greedy is not None:
                 table, i = greedy
                 truth = answer_text(table.truth[i])
-                update = {"greedy": _answer(table.answers[i, 0]), "rationale": point.rationale or table.completions[i][0]}
+                update: dict[str, Any] = {"greedy": _answer(table.answers[i, 0]),
+                                          "rationale": point.rationale or table.completions[i][0]}
                 if sampled is None:  # no sampled decodings of this split: the greedy answer is the vote
                     update.update(majority=update["greedy"], vote_share=1.0, correct=bool(table.correct[i, 0]))
                 point = point.model_copy(update=update)

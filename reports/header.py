@@ -6,15 +6,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from html import escape
+from typing import Literal, cast
 
-from probes._api import Measurement, SeriesPoint
+from probes import Measurement, SeriesPoint
 from reports import diagnosis, panel
 from reports.markdown import fmt
 from reports.model import Change, Diagnosis, HeadlineTrajectory, Section
 from reports.plots import RED, RUN_COLOURS
 
 # (metric, label, probe, measurement, unit, the direction that is a concern)
-HEADLINES = (
+Metric = Literal["test_accuracy", "ood_accuracy", "confident_wrong_rate", "reference_nll", "answer_entropy"]
+HEADLINES: tuple[tuple[Metric, str, str, str, str, str], ...] = (
     ("test_accuracy", "test accuracy", "drift.accuracy", "test.greedy", "share right, greedy", "down"),
     ("ood_accuracy", "ood accuracy", "drift.accuracy", "ood.greedy", "share right, greedy", "down"),
     ("confident_wrong_rate", "confident-wrong rate", "cw.rate", "rate", "share of pool questions", "up"),
@@ -74,9 +76,9 @@ def sparkline(series: Sequence[SeriesPoint], colour: str, w: int = 120, h: int =
     hi, lo = (hi, lo) if hi - lo > 1e-12 else (hi + 0.5, lo - 0.5)
     r0, r1 = series[0].round, series[-1].round
 
-    def xy(r: int, v: float) -> str:
+    def xy(r: int, v: float | None) -> str:  # v: one `pts` or `band` kept, never None
         x = 4 + (w - 8) * (0.5 if r1 == r0 else (r - r0) / (r1 - r0))
-        return f"{x:.1f},{h - 3 - (h - 6) * (v - lo) / (hi - lo):.1f}"
+        return f"{x:.1f},{h - 3 - (h - 6) * (cast(float, v) - lo) / (hi - lo):.1f}"
 
     band = [p for p in pts if p.ci_low is not None and p.ci_high is not None]
     poly = (f'<polygon points="{" ".join(xy(p.round, p.ci_high) for p in band)} '

@@ -66,19 +66,19 @@ def _family_plots(section: Section, family: str) -> list[tuple[str, bool, Callab
     """(plot name, has data, render, caption) of the distribution plots shown under a family's heading."""
     if family == "drift":
         return [("reference-nll", section.reference_nll is not None, lambda: plots.histograms(section.reference_nll),
-                 "Reference-text NLL per token under each round's model (histograms overlaid; a shift right or a "
-                 "heavier right tail is distributional drift).")]
+                 ("Reference-text NLL per token under each round's model (histograms overlaid; a shift right or a "
+                  "heavier right tail is distributional drift)."))]
     if family == "attractors":
         return [("answer-entropy", section.answer_entropy is not None, lambda: plots.histograms(section.answer_entropy),
-                 "Entropy of each pool question's k sampled answers, per round (mass piling up at 0 means the "
-                 "samples collapse onto one answer).")]
+                 ("Entropy of each pool question's k sampled answers, per round (mass piling up at 0 means the "
+                  "samples collapse onto one answer)."))]
     if family == "confident_wrong":
         return [("calibration", bool(section.calibration), lambda: plots.reliability(section.calibration),
-                 "Reliability of the pool majority vote per round: accuracy per vote-share bin (darker: more "
-                 "questions) against the diagonal of perfect calibration."),
+                 ("Reliability of the pool majority vote per round: accuracy per vote-share bin (darker: more "
+                  "questions) against the diagonal of perfect calibration.")),
                 ("transitions", bool(section.transitions), lambda: plots.transition_heatmaps(section.transitions),
-                 "Pool questions moving between right/wrong x unsure/confident from one round to the next "
-                 "(counts; shade: share of the row).")]
+                 ("Pool questions moving between right/wrong x unsure/confident from one round to the next "
+                  "(counts; shade: share of the row)."))]
     return []
 
 
@@ -147,9 +147,9 @@ def _plots(i: int, section: Section):
 
 def _section(i: int, section: Section) -> str:
     settings = ", ".join(f"{escape(k)}={escape(str(v))}" for k, v in section.settings.items())
-    parts = [f'<section id="section-{i}"><h2>{escape(section.name)}</h2>'
-             f"<p>Rounds {section.rounds[0]}..{section.rounds[-1]} · runs {escape(', '.join(section.runs))}"
-             f"{' · ' + settings if settings else ''}</p>", header.section_top_html(section)]
+    parts = [(f'<section id="section-{i}"><h2>{escape(section.name)}</h2>'
+              f"<p>Rounds {section.rounds[0]}..{section.rounds[-1]} · runs {escape(', '.join(section.runs))}"
+              f"{' · ' + settings if settings else ''}</p>"), header.section_top_html(section)]
     family_seen = None
     for family, p, pid, has, render, caption in _plots(i, section):
         if family != family_seen:

@@ -39,7 +39,8 @@ def _section(section: Section, heading: str) -> list[str]:
     for p in section.probes:
         h = p.get(p.headline)
         fired = ", ".join(f"`{m.name}`" for m in p.firing)
-        lines.append(f"| `{p.id}` | {h.name if h else '-'} | {fmt(h and h.value)} | {ci(h and h.ci_low, h and h.ci_high)} "
+        lines.append(f"| `{p.id}` | {h.name if h else '-'} | {fmt(h.value if h else None)} "
+                     f"| {ci(h.ci_low if h else None, h.ci_high if h else None)} "
                      f"| {trajectory(h) if h else '-'} | {len(p.firing) or ''}{' ' + fired if fired else ''} |")
     lines.append("")
     if section.alarms:

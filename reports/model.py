@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from probes._api import Concern, SeriesPoint
+from probes import Concern, SeriesPoint
 
 REPORT_SCHEMA_VERSION = 2  # 2: answers and truths are the domain's canonical strings
 

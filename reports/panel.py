@@ -10,14 +10,14 @@ ids). Rows are paired by question id, in A's order, over the ids both sides hold
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 import numpy as np
 
 from harness.summary import CONFIDENT_SHARE
-from probes import stats
-from probes import SampleTable, answer_text
+from probes import SampleTable, answer_text, stats
 from probes.common import vote
 from reports.model import Panel, PanelExample, PanelPool, PanelTest
 
@@ -54,7 +54,7 @@ def _clip(text: str | None) -> str | None:
     return text if text is None or len(text) <= MAX_RATIONALE else text[:MAX_RATIONALE - 1] + "…"
 
 
-def _majority(t: SampleTable, i: int) -> tuple[str | None, float, str]:
+def _majority(t: SampleTable, i: int | np.integer) -> tuple[str | None, float, str]:
     """(majority answer, its vote share, one completion that gave it) of pool row i."""
     mode, share = stats.row_mode(t.answers[i:i + 1], t.parsed[i:i + 1])
     gave = t.parsed[i] & (t.answers[i] == mode[0])
@@ -68,7 +68,7 @@ def _test_example(a: SampleTable, b: SampleTable, i: int) -> PanelExample:
                         rationale_b=_clip(b.completions[i][0]))
 
 
-def _pool_example(a: SampleTable, b: SampleTable, i: int) -> PanelExample:
+def _pool_example(a: SampleTable, b: SampleTable, i: int | np.integer) -> PanelExample:
     (ans_a, sh_a, rat_a), (ans_b, sh_b, rat_b) = _majority(a, i), _majority(b, i)
     return PanelExample(id=a.question_ids[i], truth=answer_text(a.truth[i]), answer_a=ans_a, answer_b=ans_b,
                         share_a=sh_a, share_b=sh_b, rationale_a=_clip(rat_a), rationale_b=_clip(rat_b))
@@ -120,7 +120,7 @@ def with_questions(panel: Panel, prompts: Mapping[str, str]) -> Panel:
     def fill(examples: list[PanelExample]) -> list[PanelExample]:
         return [e.model_copy(update={"question": question_text(prompts.get(e.id)) or e.question}) for e in examples]
 
-    update = {}
+    update: dict[str, PanelTest | PanelPool] = {}
     if panel.test:
         update["test"] = panel.test.model_copy(update={
             "right_to_wrong_examples": fill(panel.test.right_to_wrong_examples),
@@ -148,7 +148,7 @@ def transition_panel(view_a, round_a: int, view_b, round_b: int, label_a: str, l
 def round_panels(view, prompts: Prompts | None = None) -> list[Panel]:
     """Round r against round r-1 for every consecutive pair of the view's rounds."""
     rounds = list(view.rounds)
-    panels = [transition_panel(view, a, view, b, f"round {a}", f"round {b}") for a, b in zip(rounds, rounds[1:])]
+    panels = [transition_panel(view, a, view, b, f"round {a}", f"round {b}") for a, b in itertools.pairwise(rounds)]
     if prompts is None:
         return panels
     texts = prompts(example_ids(panels)) if callable(prompts) else prompts

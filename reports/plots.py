@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from probes._api import SeriesPoint
+from probes import SeriesPoint
 from reports import sparkgrid
 from reports.model import CalibrationRound, Histogram, MeasurementRow, TransitionMatrix
 
-_RC = {"svg.fonttype": "none", "svg.hashsalt": "loopprobe", "font.size": 8, "axes.titlesize": 8,
-       "axes.spines.top": False, "axes.spines.right": False, "font.family": ["DejaVu Sans", "sans-serif"]}
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+_RC: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "loopprobe", "font.size": 8,
+                             "axes.titlesize": 8, "axes.spines.top": False, "axes.spines.right": False,
+                             "font.family": ["DejaVu Sans", "sans-serif"]}
 RED, GREY = "#c0392b", "#888888"
 RUN_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
 SHORT_STATES = {"right_unsure": "right\nunsure", "right_confident": "right\nconfident", "wrong_unsure": "wrong\nunsure",
@@ -98,7 +103,7 @@ def trajectories(measurements: Sequence[MeasurementRow], rounds: Sequence[int]) 
                            for m in shown])
 
 
-def overlaid(panels: Sequence[tuple[str, dict[str, Sequence[SeriesPoint]]]], rounds: Sequence[int],
+def overlaid(panels: Sequence[tuple[str, Mapping[str, Sequence[SeriesPoint]]]], rounds: Sequence[int],
              null: float | None = None) -> str | None:
     """For comparisons: one panel per quantity, one line (with CI band) per run."""
     panels = [(t, s) for t, s in panels if any(p.value is not None for ser in s.values() for p in ser)]

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from html import escape
+from typing import TypeGuard, cast
 
 from matplotlib.ticker import MaxNLocator
 
-from probes._api import SeriesPoint
+from probes import SeriesPoint
 
 PANEL_W, PANEL_H = 260, 128
 LEFT, RIGHT, TOP, BOTTOM = 44, 10, 22, 22
@@ -22,7 +23,7 @@ COLUMNS = 4
 FONT = 'font-family="DejaVu Sans, sans-serif"'
 
 
-def _finite(x: float | None) -> bool:
+def _finite(x: float | None) -> TypeGuard[float]:
     return x is not None and math.isfinite(x)
 
 
@@ -75,15 +76,15 @@ def panel(series: Sequence[SeriesPoint], rounds: Sequence[int], title: str, colo
     if null is not None:
         parts.append(f'<path d="M{x0},{Y(null):.1f}H{x1}" stroke="#888" stroke-dasharray="4 3" stroke-width="0.8"/>')
     band = [_finite(p.ci_low) and _finite(p.ci_high) for p in series]
-    for run in _runs(band):
-        upper = " ".join(f"{X(series[i].round):.1f},{Y(series[i].ci_high):.1f}" for i in run)
-        lower = " ".join(f"{X(series[i].round):.1f},{Y(series[i].ci_low):.1f}" for i in reversed(run))
+    for run in _runs(band):  # runs of finite points: the casts only tell the type checker
+        upper = " ".join(f"{X(series[i].round):.1f},{Y(cast(float, series[i].ci_high)):.1f}" for i in run)
+        lower = " ".join(f"{X(series[i].round):.1f},{Y(cast(float, series[i].ci_low)):.1f}" for i in reversed(run))
         parts.append(f'<polygon points="{upper} {lower}" fill="{colour}" fill-opacity="0.18"/>')
     for run in _runs([_finite(p.value) for p in series]):
-        pts = " ".join(f"{X(series[i].round):.1f},{Y(series[i].value):.1f}" for i in run)
+        pts = " ".join(f"{X(series[i].round):.1f},{Y(cast(float, series[i].value)):.1f}" for i in run)
         parts.append(f'<polyline points="{pts}" stroke="{colour}" stroke-width="1.5" fill="none"/>')
-        parts += [f'<circle cx="{X(series[i].round):.1f}" cy="{Y(series[i].value):.1f}" r="2.4" fill="{colour}"/>'
-                  for i in run]
+        parts += [f'<circle cx="{X(series[i].round):.1f}" cy="{Y(cast(float, series[i].value)):.1f}" r="2.4" '
+                  f'fill="{colour}"/>' for i in run]
     return "".join(parts)
 
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 from hypothesis import settings
 
-
 from harness.config import BaseTrainConfig, LoopConfig, RunConfig
 from harness.domains.arithmetic import ArithmeticConfig
 from harness.models.tiny.model import TinyConfig, TinyModel

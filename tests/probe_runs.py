@@ -25,7 +25,7 @@ def hand_run(path: Path, rounds: list[list[list[int | None]]], truth: int = 10, 
     store.open(Manifest(config={"loop": {"tau": tau}}, config_hash="hand", seed=0, base_model={}, versions={},
                         git_revision=None, created="test"))
     for r, per_q in enumerate(rounds):
-        def row(qid, split, j, answer, decoding="sample"):
+        def row(qid, split, j, answer, decoding="sample", r=r):
             return SampleRow(question_id=qid, split=split, round=r, sample_index=j, decoding=decoding, prompt="p",
                              completion=f"A: {answer}", parsed_answer=None if answer is None else str(answer),
                              sum_logprob=-1.0, n_tokens=3, finished=True, truth=str(truth), correct=answer == truth)

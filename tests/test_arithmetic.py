@@ -2,10 +2,19 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from harness.domains.arithmetic import (MISCONCEPTIONS, ArithmeticConfig, ArithmeticDomain, add_rationale,
-                                        corrupt_answer, operands, parse_answer, sub_rationale)
+from harness.domains.arithmetic import (
+    MISCONCEPTIONS,
+    ArithmeticConfig,
+    ArithmeticDomain,
+    add_rationale,
+    corrupt_answer,
+    operands,
+    parse_answer,
+    sub_rationale,
+)
 
 
 @given(st.text())

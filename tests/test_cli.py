@@ -3,14 +3,14 @@
 from rich.console import Console
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.app.cli import app
 from tests.test_suite import HOLDS, tiny_suite
 
 runner = CliRunner()
 
 
 def test_run_prints_the_round_table_and_show_reprints_it(tmp_path, monkeypatch):
-    monkeypatch.setattr("harness.cli.console", Console(width=200))
+    monkeypatch.setattr("harness.app.cli.console", Console(width=200))
     suite = tiny_suite(tmp_path, HOLDS)
     result = runner.invoke(app, ["run", str(suite), "--out", str(tmp_path / "out"), "--no-cache"])
     assert result.exit_code == 0, result.output
@@ -39,7 +39,7 @@ def test_missing_suite_file_and_missing_run_are_one_line_errors(tmp_path):
 
 
 def test_default_suite_is_smoke():
-    from harness.cli import DEFAULT_SUITE
-    from harness.shipped import resolve_suite
+    from harness.app.cli import DEFAULT_SUITE
+    from harness.app.shipped import resolve_suite
 
     assert DEFAULT_SUITE == "smoke" and resolve_suite(DEFAULT_SUITE).name == "smoke.toml"

@@ -12,19 +12,19 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.cost import (
+from harness.app.cli import app
+from harness.app.cost import (
     Limits,
     check,
     estimate,
     machine_limits,
     problems,
 )
+from harness.app.suite import SuiteError, load_suite, measurement_names, parse_suite
 from harness.domains.arithmetic import ArithmeticConfig, ArithmeticDomain
 from harness.domains.word_problems import WordProblemsConfig, WordProblemsDomain
 from harness.models.sizes import tiny_parameters
 from harness.models.tiny.model import TinyConfig
-from harness.suite import SuiteError, load_suite, measurement_names, parse_suite
 from tests.test_suite import HOLDS, TINY
 
 runner = CliRunner()
@@ -123,7 +123,7 @@ def test_force_lets_an_over_budget_valid_suite_through_the_check(tmp_path, monke
     def reached(*args, **kwargs):
         raise RunError("the run started")
 
-    monkeypatch.setattr("harness.suite_runner.run_suite", reached)
+    monkeypatch.setattr("harness.app.suite_runner.run_suite", reached)
     suite = tmp_path / "slow.toml"
     suite.write_text(ABSURD["over max_hours"])
     refused = runner.invoke(app, ["run", str(suite), "--out", str(tmp_path / "out")])
@@ -233,7 +233,7 @@ def test_text_length_bounds_hold_on_generated_splits(max_digits):
 
 def test_gate_stat_names_match_what_a_real_run_measures(tmp_path):
     """measurement_names (from a synthetic run) holds every name the whole library measures on a real run."""
-    from harness.suite_runner import run_suite
+    from harness.app.suite_runner import run_suite
 
     text = TINY.format(seeds="[3]", gates=HOLDS).replace("rounds = 1", "rounds = 2")
     text = text.split("[probes]")[0] + HOLDS
@@ -265,7 +265,7 @@ def test_verify_suites_checks_every_suite_before_running_any(tmp_path, monkeypat
     def reached(*args, **kwargs):
         raise AssertionError("verify-suites ran a suite")
 
-    monkeypatch.setattr("harness.verify.verify", reached)
+    monkeypatch.setattr("harness.app.verify.verify", reached)
     slow = tmp_path / "slow.toml"
     slow.write_text(ABSURD["over max_hours"])
     result = runner.invoke(app, ["verify-suites", str(slow), "--out", str(tmp_path / "out")])

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from harness.app.cli import app
+from harness.app.suite import load_suite
+from harness.app.suite_runner import run_dir, run_suite
 from harness.artifacts import RunStore
-from harness.cli import app
-from harness.suite import load_suite
-from harness.suite_runner import run_dir, run_suite
 
 
 @pytest.mark.slow

@@ -11,8 +11,8 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from harness.app.cli import app
 from harness.artifacts import RunError
-from harness.cli import app
 from harness.models.hf import gguf
 
 

@@ -13,22 +13,22 @@ import pytest
 pytest.importorskip("inspect_ai")
 pytestmark = pytest.mark.filterwarnings("ignore:The 'initial' parameter is deprecated:DeprecationWarning")
 
-from inspect_ai import Task  # noqa: E402
-from inspect_ai.dataset import MemoryDataset, Sample  # noqa: E402
-from inspect_ai.log import read_eval_log  # noqa: E402
-from inspect_ai.model import GenerateConfig  # noqa: E402
-from inspect_ai.scorer import match  # noqa: E402
-from inspect_ai.solver import generate  # noqa: E402
+from inspect_ai import Task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.log import read_eval_log
+from inspect_ai.model import GenerateConfig
+from inspect_ai.scorer import match
+from inspect_ai.solver import generate
 
-from harness.artifacts import RunError, RunStore, SampleRow, read_jsonl  # noqa: E402
-from probes.testing import reseal_round  # noqa: E402
-from harness.inspect_bridge.run import load_task, run_inspect_task  # noqa: E402
-from harness.inspect_bridge.tasks.deference import deference, with_claim  # noqa: E402
-from harness.loop import run_loop  # noqa: E402
-from harness.models.base import Completion  # noqa: E402
-from harness.models.tiny.model import TinyModel  # noqa: E402
-from probes import RunView, run_probes  # noqa: E402
-from tests.conftest import tiny_run_config  # noqa: E402
+from harness.artifacts import RunError, RunStore, SampleRow, read_jsonl
+from harness.inspect_bridge.run import load_task, run_inspect_task
+from harness.inspect_bridge.tasks.deference import deference, with_claim
+from harness.loop import run_loop
+from harness.models.base import Completion
+from harness.models.tiny.model import TinyModel
+from probes import RunView, run_probes
+from probes.testing import reseal_round
+from tests.conftest import tiny_run_config
 
 ACCURACY = "harness.inspect_bridge.tasks.accuracy:split_accuracy"
 _LOCAL = ("127.0.0.1", "::1", "localhost")
@@ -102,8 +102,8 @@ class RecordingBackend:
         self.calls: list[dict] = []
 
     def sample(self, prompts, k, temperature, max_new_tokens, seed, **_):
-        self.calls.append(dict(prompts=list(prompts), k=k, temperature=temperature, max_new_tokens=max_new_tokens,
-                               seed=seed))
+        self.calls.append({"prompts": list(prompts), "k": k, "temperature": temperature,
+                           "max_new_tokens": max_new_tokens, "seed": seed})
         return [[Completion(f"A: {self.answer + j}", -1.5, 3, True) for j in range(k)] for _ in prompts]
 
 
@@ -113,7 +113,7 @@ def _task(config: GenerateConfig, n: int = 5) -> Task:
 
 
 def test_the_provider_honours_choices_temperature_max_tokens_seed_and_sets_usage(tmp_path, offline, monkeypatch):
-    import tests.test_inspect_bridge as me
+    import tests.test_inspect_bridge as me  # noqa: PLW0406 (the module the task loader imports by name)
 
     backend = RecordingBackend()
     monkeypatch.setattr(me, "settings_task", lambda: _task(GenerateConfig(num_choices=3, temperature=0.5,
@@ -132,7 +132,7 @@ def test_the_provider_honours_choices_temperature_max_tokens_seed_and_sets_usage
 
 def test_each_round_gets_its_own_model(tmp_path, offline, monkeypatch):
     """memoize=False: the same model name with another live backend is another model."""
-    import tests.test_inspect_bridge as me
+    import tests.test_inspect_bridge as me  # noqa: PLW0406 (the module the task loader imports by name)
 
     monkeypatch.setattr(me, "plain_task", lambda: _task(GenerateConfig(temperature=0.0), n=2), raising=False)
     answers = {}

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.shipped import resolve_suite, shipped_suites, suites_dir
-from harness.suite import SuiteError
+from harness.app.cli import app
+from harness.app.shipped import resolve_suite, shipped_suites, suites_dir
+from harness.app.suite import SuiteError
 from tests.test_suite import HOLDS, TINY
 
 pytest_plugins = ["pytester"]
@@ -76,7 +76,7 @@ def test_commands_take_a_shipped_name(tmp_path):
 def test_suites_lists_name_size_runtime_description_and_version_prints(monkeypatch):
     from rich.console import Console
 
-    monkeypatch.setattr("harness.cli.console", Console(width=300))
+    monkeypatch.setattr("harness.app.cli.console", Console(width=300))
     result = runner.invoke(app, ["suites"])
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
@@ -132,7 +132,7 @@ def _run(cmd: list, cwd: Path) -> subprocess.CompletedProcess:
                           check=False)
 
 
-WHERE = ("import harness, importlib.metadata as m, harness.shipped as s; print(harness.__file__); "
+WHERE = ("import harness, importlib.metadata as m, harness.app.shipped as s; print(harness.__file__); "
          "print(m.distribution('loopprobe').locate_file('')); print(s.suites_dir())")
 
 

@@ -54,7 +54,7 @@ max = 1.0
 
 def _loopprobe(args: list, cwd: Path, plugin_dir: Path) -> subprocess.CompletedProcess:
     env = os.environ | {"PYTHONPATH": str(plugin_dir), "COLUMNS": "200"}
-    code = "import sys; from harness.cli import app; sys.argv[0] = 'loopprobe'; app()"
+    code = "import sys; from harness.app.cli import app; sys.argv[0] = 'loopprobe'; app()"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600, check=False)
 

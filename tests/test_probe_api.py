@@ -4,6 +4,7 @@ probes.json and the `loopprobe probes` command."""
 import hashlib
 import importlib.metadata
 import json
+import math
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import probes._api as api
-from harness.cli import app
+from harness.app.cli import app
 from probes import Measurement, Probe, ProbeError, ProbeResults, RunView, get_probe, probe, registry, run_probes
 from probes.testing import clean_rounds, crank_rounds, write_synthetic_run
 
@@ -88,7 +89,7 @@ def test_probe_parameters_are_validated(example_probe):
 
 
 def test_fires_follows_the_ci_the_null_and_the_concern():
-    m = lambda **kw: Measurement(probe="p", name="n", value=0.5, **kw)  # noqa: E731
+    m = lambda **kw: Measurement(probe="p", name="n", value=0.5, **kw)
     assert m(ci_low=0.1, ci_high=0.9, concern="increase").fires
     assert not m(ci_low=0.1, ci_high=0.9, concern="decrease").fires
     assert not m(ci_low=-0.1, ci_high=0.9, concern="increase").fires
@@ -121,7 +122,7 @@ def test_every_builtin_probe_is_documented_and_returns_clean_measurements(crank_
         assert info.description and info.family in {"drift", "attractors", "confident_wrong", "forecast"}
     for m in results.measurements:
         for v in (m.value, m.ci_low, m.ci_high):
-            assert v is None or v == v  # never NaN
+            assert v is None or not math.isnan(v)  # never NaN
         if m.ci_low is not None and m.value is not None:
             assert m.ci_low <= m.ci_high
         assert len(m.evidence) <= 20

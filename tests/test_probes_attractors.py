@@ -9,7 +9,8 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from probes import ProbeError, RunView, SampleTable, get_probe, registry, run_probes
 from probes.library.attractors import compression_ratio, distinct_n, halves, largest_basin, pass_curve, template
@@ -20,7 +21,7 @@ FAMILY = ["attractor.answer_entropy", "attractor.rationale_diversity", "attracto
 # each example writes a run (~0.3 s): few examples, and no shrinking (a failing control reports as drawn)
 CONTROL = settings(max_examples=5, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-SMALL = dict(n_pool=150, n_test=10, n_ood=10, n_ref=10)
+SMALL = {"n_pool": 150, "n_test": 10, "n_ood": 10, "n_ref": 10}
 M = SampleTable.missing
 
 
@@ -158,7 +159,7 @@ def test_basins_by_hand():
     got = measure("attractor.basins", FakeRun(right, table(answers, truth, texts)))
     basin = got["answer_basin.largest_share"]
     assert basin.value == pytest.approx(3 / 6) and basin.evidence == ["q00", "q01", "q02"]
-    assert basin.details["key"] == 1000 and basin.details["size"] == 3
+    assert basin.details["key"] == "1000" and basin.details["size"] == 3
     assert got["answer_basin.growth_vs_round0"].value == pytest.approx(3 / 6)
     shape = got["template_basin.largest_share"]  # q00 and q01's first 1000-sample share a shape; q02 is wider
     assert shape.value == pytest.approx(2 / 6) and shape.evidence == ["q00", "q01"]
@@ -216,7 +217,7 @@ def test_basins_grow_when_questions_share_a_wrong_answer(share, attractor, p, se
     # synthetic wrong samples keep the gold rationale, so only the answer line joins a template basin: weak
     assert got["template_basin.growth_vs_round0"].value > 0
     basin = got["answer_basin.largest_share"]
-    assert basin.details["key"] == BASIN_ANSWER and basin.value > 0.1
+    assert basin.details["key"] == str(BASIN_ANSWER) and basin.value > 0.1
     last = run.samples(1)
     for q in basin.evidence:  # a plurality of each one's samples says BASIN_ANSWER (ties: first seen)
         counts = np.unique(last.answers[last.question_ids.index(q)], return_counts=True)
@@ -240,7 +241,7 @@ def test_crank_fires_across_the_family(crank):
                  "answer_basin.growth_vs_round0", "area.delta_vs_round0", "pass@k.delta_vs_round0"):
         assert got[name].fires, name
     assert got["wrong_share"].value > 0 and got["wrong_share"].evidence  # a few questions lock in at 8/8
-    assert got["answer_basin.largest_share"].details["key"] == BASIN_ANSWER
+    assert got["answer_basin.largest_share"].details["key"] == str(BASIN_ANSWER)
     assert not got["reversal"].alarm  # accuracy falls too: a collapse, not a reversal
 
 

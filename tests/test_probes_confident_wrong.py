@@ -19,7 +19,8 @@ from probes import RunView, get_probe, stats
 from probes.common import vote
 from probes.library import confident_wrong as cw
 from probes.testing import RoundSpec, clean_rounds, write_synthetic_run
-from tests.probe_runs import CW_PROBES, RC, ROUND0, ROUND1, RU, SMALL, TIE, WC, WU, NONE, hand_run, measure, synthetic  # noqa: F401
+from tests.probe_runs import CW_PROBES, NONE, RC, ROUND0, ROUND1, RU, SMALL, TIE, WC, WU, hand_run, measure, synthetic  # noqa: F401
+
 
 @pytest.fixture
 def tiny(tmp_path) -> RunView:

@@ -20,7 +20,7 @@ from harness.artifacts import RunStore
 from probes import RunView, get_probe, run_probes
 from probes.testing import RoundSpec, clean_rounds, reseal_round, write_synthetic_run
 
-SMALL = dict(n_pool=150, n_test=150, n_ood=100, n_ref=100)
+SMALL = {"n_pool": 150, "n_test": 150, "n_ood": 100, "n_ref": 100}
 DRIFT = ("drift.accuracy", "drift.answer_js", "drift.reference_nll", "drift.length")
 # few examples, and no shrinking: every example writes a run, and a failure should report fast
 FEW = settings(max_examples=5, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
@@ -182,7 +182,8 @@ def test_answer_js_fires_on_a_collapse(tmp_path_factory, attractor, basin, drop)
 
 def per_token(path, r):
     """(text ids, NLL per token) of round r, read straight from reference.jsonl."""
-    rows = [json.loads(line) for line in open(RunStore(path).round_dir(r) / "reference.jsonl")]
+    with open(RunStore(path).round_dir(r) / "reference.jsonl") as f:
+        rows = [json.loads(line) for line in f]
     rows.sort(key=lambda x: x["text_id"])
     return [x["text_id"] for x in rows], [x["nll"] / x["n_tokens"] for x in rows]
 

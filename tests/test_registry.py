@@ -10,6 +10,7 @@ import importlib.util
 import pytest
 
 from harness import registry
+from harness.app.suite import SuiteError, parse_suite
 from harness.artifacts import SampleRow
 from harness.config import LoopConfig, RunConfig
 from harness.domains.arithmetic import ArithmeticConfig, ArithmeticDomain, make_question
@@ -17,7 +18,6 @@ from harness.loop import select
 from harness.progress import SilentReporter
 from harness.registry import RegistryError, lookup, register, registered
 from harness.strategies.select import LabelFreeDomain, register_selector
-from harness.suite import SuiteError, parse_suite
 from tests.conftest import tiny_run_config
 from tests.fake_backend import FunctionBackend
 

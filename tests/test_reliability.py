@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness import faults
-from harness.cli import app
+from harness.app.cli import app
 from harness.loop import _training_failure
 
 runner = CliRunner()

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
-from probes.gates import SuiteOutcome
+from harness.app.cli import app
 from probes import PooledRunView, RunView, run_probes, write_results
-from probes.gates import GateSpec, evaluate
+from probes.gates import GateSpec, SuiteOutcome, evaluate
 from probes.testing import clean_rounds, crank_rounds, write_synthetic_run
 from reports.build import REPORT_FILES, build_report, write_report
 from reports.compare import Comparison, compare

@@ -54,7 +54,7 @@ window.addEventListener("load", () => {
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"  # a fresh profile per launch
     return subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-                           *args], capture_output=True, text=True, timeout=90)
+                           *args], capture_output=True, text=True, timeout=90, check=False)
 
 
 def artifact_dir() -> Path:
@@ -74,7 +74,7 @@ def test_report_html_loads_in_headless_chromium_with_every_plot(tmp_path):
 
     dumped = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", checked.as_uri())
     assert dumped.returncode == 0, dumped.stderr[-2000:]
-    found = re.search(r'<pre id="loopprobe-check">(.*?)</pre>', dumped.stdout, re.S)
+    found = re.search(r'<pre id="loopprobe-check">(.*?)</pre>', dumped.stdout, re.DOTALL)
     assert found, f"the page did not finish loading; stderr: {dumped.stderr[-2000:]}"
     seen = json.loads(html.unescape(found.group(1)))
     assert seen["errors"] == []

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -18,7 +17,7 @@ from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.model import Panel, PanelExample, PanelPool, Report
 from reports.panel import panel_html, panel_markdown, round_panels, transition_panel
-from tests.probe_runs import ROUND0, ROUND1, RC, RU, WC, WU, hand_run
+from tests.probe_runs import RC, ROUND0, ROUND1, RU, WC, WU, hand_run
 
 SIZES = {"n_pool": 120, "n_test": 100, "n_ood": 20, "n_ref": 20}
 # each a 4-round synthetic run planting one diagnosis

@@ -5,7 +5,8 @@ import math
 import random
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.artifacts import SampleRow
 from harness.strategies.select import UnlabeledSample, majority_vote, self_consistency, strip_labels
@@ -63,6 +64,6 @@ def test_selection_does_not_depend_on_row_order():
     original = rows({"a": [1, 1, 2], "b": [3, 3, 3], "c": [1, 2, 2]})
     shuffled = original[:]
     random.Random(0).shuffle(shuffled)
-    key = lambda r: (r.question_id, r.sample_index)  # noqa: E731
+    key = lambda r: (r.question_id, r.sample_index)
     assert sorted(self_consistency(strip_labels(original), 0.5, 0), key=key) == \
         sorted(self_consistency(strip_labels(shuffled), 0.5, 0), key=key)

@@ -7,7 +7,8 @@ import random
 import re
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.artifacts import RoundRecord, RunStore, SelectedRow, write_jsonl
 from harness.config import LoopConfig
@@ -21,7 +22,6 @@ from harness.strategies.select import keep_all, strip_labels, top_scored
 from tests.conftest import tiny_run_config
 from tests.fake_backend import FunctionBackend
 from tests.test_select import rows
-
 
 # ---------------------------------------------------------------- verifier (ReST-EM)
 

@@ -4,12 +4,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.suite import SuiteError, load_suite, parse_suite
-from harness.suite_runner import check_suite, run_suite
+from harness.app.cli import app
+from harness.app.suite import SuiteError, load_suite, parse_suite
+from harness.app.suite_runner import check_suite, run_suite
 from probes import PooledRunView, RunView, get_probe
 
 TINY = """
@@ -157,7 +158,7 @@ def test_malformed_suites_give_one_line_naming_the_file_and_key(tmp_path, text, 
     assert "\n" not in line and line.startswith(f"{path}: ") and message in line, line
     result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert [x for x in result.output.splitlines() if x.strip()][0].startswith("error:")
+    assert next(x for x in result.output.splitlines() if x.strip()).startswith("error:")
     assert not (tmp_path / "out").exists()
 
 
@@ -198,7 +199,7 @@ def two_seed_outcome(tmp_path_factory):
 
 
 def test_a_suite_run_lays_out_runs_and_holds_its_gates(two_seed_outcome):
-    suite, root, outcome = two_seed_outcome
+    _suite, root, outcome = two_seed_outcome
     assert outcome.passed and len(outcome.gates) == 1
     for seed in (3, 4):
         assert RunView(root / "out" / "default" / f"seed-{seed}").rounds == (0, 1)

@@ -22,8 +22,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.cost import check, estimate, machine_limits
-from harness.suite import SuiteError, parse_suite
+from harness.app.cost import check, estimate, machine_limits
+from harness.app.suite import SuiteError, parse_suite
 
 SUITES = sorted((Path(__file__).resolve().parents[1] / "suites").glob("*.toml"))
 PARSED = {p.stem: tomllib.loads(p.read_text()) for p in SUITES}

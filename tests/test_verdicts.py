@@ -11,12 +11,22 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from harness.app.suite import SuiteError, parse_suite
+from harness.app.suite_runner import check_suite, run_suite
 from harness.artifacts import RunError
 from harness.integrity import write_checked_json
-from harness.suite import SuiteError, parse_suite
-from harness.suite_runner import check_suite, run_suite
-from probes import (Probe, RunView, get_probe, probe, read_results, registry, results_for, run_probes, stats,
-                    write_results)
+from probes import (
+    Probe,
+    RunView,
+    get_probe,
+    probe,
+    read_results,
+    registry,
+    results_for,
+    run_probes,
+    stats,
+    write_results,
+)
 from probes._api import _REGISTRY
 from probes.testing import clean_rounds, crank_rounds, write_synthetic_run
 from reports.compare import compare
@@ -71,7 +81,7 @@ def runs(tmp_path_factory):
 
 
 def test_arms_that_share_a_base_differ_by_exactly_zero_at_round_0(two_arms):
-    suite, out, outcome = two_arms
+    _suite, out, outcome = two_arms
     pair = compare(expand([out])).pairs[0]
     at0 = [d for d in pair.differences if d.round == 0 and d.diff is not None]
     reads_selection = {pid for pid, cls in registry().items() if "selected" in cls.reads}
@@ -92,7 +102,7 @@ def test_arms_that_share_a_base_differ_by_exactly_zero_at_round_0(two_arms):
 
 
 def test_difference_gates_pair_per_item_records(two_arms, tmp_path):
-    suite, out, _ = two_arms
+    _suite, out, _ = two_arms
     text = TWO_ARMS.replace("round = 0\n", "round = 1\n").replace("use = \"ci_high\"", "use = \"value\"")
     text = text.replace("min = 0\nmax = 0\n", "min = -1\nmax = 1\n")
     outcome = check_suite(parse_suite(text), out)
@@ -273,7 +283,7 @@ def test_false_alarm_rate_over_100_clean_runs(tmp_path):
 
 
 def test_the_bootstrap_seed_reaches_every_ci(tmp_path, monkeypatch):
-    import probes.library.attractors as attractors
+    from probes.library import attractors
 
     view = RunView(write_synthetic_run(tmp_path / "big", crank_rounds(3), seed=0, n_pool=300, n_test=300,
                                        n_ood=150, n_ref=150))
@@ -327,7 +337,7 @@ def test_a_parameter_change_recomputes_only_that_probe(runs, tmp_path):
 
 
 def test_check_says_stale_and_recomputes(two_arms):
-    suite, out, _ = two_arms
+    _suite, out, _ = two_arms
     probes_json = out / "tau05" / "probes.json"
     data = json.loads(probes_json.read_text())
     data["probes"][0]["inputs"]["0"] = "f" * 64  # as if round 0's artifacts had changed
@@ -341,8 +351,8 @@ def test_check_says_stale_and_recomputes(two_arms):
 
 
 def test_every_shipped_suite_encodes_its_finding_as_gates():
-    from harness.suite import load_suite
-    from harness.verify import shipped
+    from harness.app.suite import load_suite
+    from harness.app.verify import shipped
 
     for name, path in shipped().items():
         suite, text = load_suite(path), path.read_text()
@@ -355,7 +365,7 @@ def test_every_shipped_suite_encodes_its_finding_as_gates():
 
 
 def test_verify_suites_plans_within_a_budget_and_names_what_it_skips():
-    from harness.verify import plan
+    from harness.app.verify import plan
 
     full = plan([], None, gpu=False)
     assert [n for n, _ in full.run][:2] == ["smoke", "null_loop"]

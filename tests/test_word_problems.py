@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from harness.domains.word_problems import (TEMPLATES, WordProblemsConfig, WordProblemsDomain, few_shot_prompt,
-                                           parse_answer)
+from harness.domains.word_problems import (
+    TEMPLATES,
+    WordProblemsConfig,
+    WordProblemsDomain,
+    few_shot_prompt,
+    parse_answer,
+)
 
 SMALL = WordProblemsConfig(base_train_size=40, ood_train_size=8, base_val_size=10, pool_size=30, test_size=30,
                            ood_size=21, reference_size=10)
@@ -48,11 +54,11 @@ def test_answers_are_right_and_the_gold_rationale_parses_to_them(domain, splits)
         assert domain.parse(e.completion) == q.answer and domain.check(q, q.answer)
         assert e.completion.startswith(" ") and e.completion.endswith(f"The answer is {q.answer}.")
     by_template = {q.id.split(":")[0]: q for q in splits.test + splits.ood}
-    template, name, item, a, b = by_template["sub"].id.split(":")
+    _template, _name, item, a, b = by_template["sub"].id.split(":")
     assert int(by_template["sub"].answer) == int(a) - int(b) > 0
-    template, name, item, a, b = by_template["share"].id.split(":")
+    _template, _name, item, a, b = by_template["share"].id.split(":")
     assert f"shares {int(a) * int(b)} {item}" in by_template["share"].prompt and by_template["share"].answer == str(int(a))
-    template, name, item, a, b, c = by_template["make_sell"].id.split(":")
+    _template, _name, item, a, b, c = by_template["make_sell"].id.split(":")
     assert int(by_template["make_sell"].answer) == int(a) * int(b) - int(c) > 0
 
 

@@ -179,7 +179,7 @@ def missing_capabilities(domain_class: type, required: tuple[type, ...]) -> list
 # ---------------------------------------------------------------- registration
 
 
-def register_domain(cls: type) -> type:
+def register_domain(cls: Any) -> type:  # Any: `name` and `config_class` are checked here, not typed
     """Class decorator: register a domain under its `name`, with its `config_class`."""
     for attr in ("name", "config_class"):
         if getattr(cls, attr, None) is None:

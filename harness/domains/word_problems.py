@@ -44,7 +44,7 @@ ITEMS = ["apples", "pencils", "stickers", "marbles", "cookies", "books", "cards"
 INSTRUCTION = 'Answer each question. Think step by step, then finish with "The answer is N."'
 SHOT_NAMES = {"Anna": "She", "Omar": "He"}  # never drawn for items
 SHOT_ITEMS = ["balloons", "jars"]
-SHOT_NUMBERS = {2: [(7, 4), (6, 3)], 3: [(4, 3, 5), (3, 5, 2)]}
+SHOT_NUMBERS: dict[int, list[tuple[int, ...]]] = {2: [(7, 4), (6, 3)], 3: [(4, 3, 5), (3, 5, 2)]}
 STOP = ["\nQuestion:"]  # a base model given this prompt goes on to write the next question: stop there
 
 _ANSWER = re.compile(r"answer\s+is\s*:?\s*\**\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)

@@ -23,8 +23,17 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspect_ai.model import (ChatCompletionChoice, ChatMessage, ChatMessageAssistant, GenerateConfig, ModelAPI,
-                              ModelOutput, ModelUsage, modelapi)
+from inspect_ai.model import (
+    ChatCompletionChoice,
+    ChatMessage,
+    ChatMessageAssistant,
+    GenerateConfig,
+    ModelAPI,
+    ModelOutput,
+    ModelUsage,
+    StopReason,
+    modelapi,
+)
 from inspect_ai.tool import ToolChoice, ToolInfo
 
 from harness.models.base import Completion
@@ -72,7 +81,7 @@ class _Batcher:
             try:
                 outs = self.backend.sample([r.prompt for r in requests], k=k, temperature=temperature,
                                            max_new_tokens=max_tokens, seed=seed)
-            except Exception as e:  # every waiting sample sees the error
+            except Exception as e:  # noqa: BLE001 (every waiting sample sees the error)
                 for r in requests:
                     if not r.future.done():
                         r.future.set_exception(e)
@@ -93,7 +102,7 @@ class LoopprobeModelAPI(ModelAPI):
     temperature (default when the config sets none: 1.0), batch_size (default 64), batch_window (s)."""
 
     def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
-                 config: GenerateConfig = GenerateConfig(), **model_args: Any):
+                 config: GenerateConfig = GenerateConfig(), **model_args: Any):  # noqa: B008 (ModelAPI's own default)
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, api_key_vars=[], config=config)
         backend = model_args.pop("backend", None)
         if backend is None or not hasattr(backend, "sample"):
@@ -134,6 +143,7 @@ class LoopprobeModelAPI(ModelAPI):
         seed = self.default_seed if config.seed is None else int(config.seed)
         completions = await self.batcher.submit(prompt, k, temperature, max_tokens, seed)
         choices = []
+        stop_reason: StopReason
         for c in completions:
             text, stop_reason = c.text, "stop" if c.finished else "max_tokens"
             for s in config.stop_seqs or []:

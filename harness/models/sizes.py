@@ -10,6 +10,7 @@ import math
 import mmap
 import struct
 from pathlib import Path
+from typing import cast
 
 TINY_VOCAB = 100  # CharTokenizer: pad, bos, eos, unk + 96 characters
 
@@ -42,7 +43,8 @@ def hf_size(model, cache_dir: Path | None = None) -> tuple[int | None, dict, int
     if directory:
         n = (_read_json(directory / "import.json") or {}).get("n_parameters") or _safetensors_parameters(directory)
     if n is None and shape:
-        n = _llama_parameters(config.get("text_config", config))
+        read = cast(dict, config)  # a shape was read from it: not None
+        n = _llama_parameters(read.get("text_config", read))
     if n is None and model.gguf_package:
         n, shape = _gguf_size(model.gguf_package)
     lora = 0

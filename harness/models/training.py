@@ -32,7 +32,7 @@ IGNORE = -100  # the label of a position that is not trained on (torch's cross_e
 
 def epoch_steps(n_pairs: float, epochs: float, batch_size: int) -> int:
     """Optimizer steps for `epochs` passes over `n_pairs` pairs in batches of `batch_size`: at least 1 when
-    there are pairs, 0 when there are none. `n_pairs` may be an expected count (harness.cost estimates)."""
+    there are pairs, 0 when there are none. `n_pairs` may be an expected count (harness.app.cost estimates)."""
     return max(1, math.ceil(n_pairs * epochs / batch_size)) if n_pairs else 0
 
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.strategies.select import SelectionContext, UnlabeledSample, register_selector, top_scored
 from harness.artifacts import SelectedRow
+from harness.strategies.select import SelectionContext, UnlabeledSample, register_selector, top_scored
 
 
 @register_selector("judge", uses_labels=False,

@@ -146,7 +146,7 @@ def keep_all(samples: Sequence[UnlabeledSample], round: int) -> list[SelectedRow
                         vote_share=shares[s.question_id, s.parsed_answer]) for s in samples]
 
 
-def top_scored(samples: Sequence[UnlabeledSample], scores: Sequence[float], keep: float,
+def top_scored(samples: Sequence[UnlabeledSample], scores: Sequence[float] | np.ndarray, keep: float,
                round: int) -> list[SelectedRow]:
     """Self-rewarding: keep the top `keep` share of all parsed candidates by the judge's score (ties by
     question and sample order, so the choice is deterministic)."""

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field, model_validator
 
-from probes import Probe, RunView, SampleTable, probe, stats, top_items
+from probes import Probe, RunView, SampleTable, answer_text, probe, stats, top_items
 from probes.common import MAX_EVIDENCE, aligned, estimate_fields, point
 
 _DIGITS = str.maketrans("0123456789", "#" * 10)
@@ -139,6 +139,8 @@ class RationaleDiversity(Probe):
                 raise ValueError(f"n_min ({self.n_min}) exceeds n_max ({self.n_max})")
             return self
 
+    params: Params
+
     def measure(self, run: RunView):
         p = self.params
         ns, ids = list(range(p.n_min, p.n_max + 1)), run.samples(run.rounds[0]).question_ids
@@ -156,7 +158,8 @@ class RationaleDiversity(Probe):
         idx = np.sort(halves(len(ids), p.pool_boot, p.seed), axis=1)  # sorted: a half keeps the id order
         w = np.zeros((len(idx), len(ids)), np.float32)
         w[np.arange(len(idx))[:, None], idx] = 1.0
-        pool = {"distinct_n": {}, "compression_ratio": {}}  # name -> round -> (full pool, halves)
+        # name -> round -> (full pool, halves)
+        pool: dict[str, dict[int, tuple[float, np.ndarray]]] = {"distinct_n": {}, "compression_ratio": {}}
         for r in run.rounds:
             comp = aligned(run, r, ids).completions
             pool["distinct_n"][r] = self._pool_distinct([template("\0".join(c)) for c in comp], ns, w)
@@ -210,6 +213,8 @@ class FixedPoints(Probe):
 
     class Params(Probe.Params):
         threshold: float = Field(0.95, gt=0.0, le=1.0)
+
+    params: Params
 
     def measure(self, run: RunView):
         p, ids = self.params, run.samples(run.rounds[0]).question_ids
@@ -280,7 +285,8 @@ class Basins(Probe):
         ids = run.samples(run.rounds[0]).question_ids
         m = len(ids)
         idx = halves(m, stats.N_BOOT, self.params.seed)
-        found = {"answer_basin": {}, "template_basin": {}}  # name -> round -> (full, halves, labels, group)
+        # name -> round -> (full, halves, labels, group)
+        found: dict[str, dict[int, tuple]] = {"answer_basin": {}, "template_basin": {}}
         for r in run.rounds:
             t = aligned(run, r, ids)
             mode, share = stats.row_mode(t.answers, t.parsed)
@@ -298,7 +304,7 @@ class Basins(Probe):
             counts = np.bincount(group[group >= 0], minlength=len(labels))
             top = int(counts.argmax()) if len(labels) else -1
             evidence = [ids[i] for i in np.flatnonzero(group == top)[:MAX_EVIDENCE]] if top >= 0 else []
-            key = None if top < 0 else int(labels[top]) if name == "answer_basin" else str(labels[top])
+            key = None if top < 0 else answer_text(labels[top]) if name == "answer_basin" else str(labels[top])
             details = {"key": key, "size": int(counts.max(initial=0)), "n_questions": m}
             out += _level_and_change(self, f"{name}.largest_share", f"{name}.growth_vs_round0", "increase",
                                      {r: v[:2] for r, v in per_round.items()}, evidence=evidence, details=details)

@@ -49,6 +49,7 @@ class ConfidentWrongRate(Probe):
     family = "confident_wrong"
     reads = ("samples",)
     Params = _TauParams
+    params: _TauParams
 
     def measure(self, run: RunView):
         tau, ids = self.params.tau, run.samples(run.rounds[0]).question_ids
@@ -81,6 +82,7 @@ class ConfidentWrongTransitions(Probe):
     family = "confident_wrong"
     reads = ("samples",)
     Params = _TransitionParams
+    params: _TransitionParams
 
     def measure(self, run: RunView):
         tau, ids = self.params.tau, run.samples(run.rounds[0]).question_ids
@@ -139,7 +141,7 @@ def _brier(conf: np.ndarray, correct: np.ndarray) -> np.ndarray:
 
 def _auroc(level: np.ndarray, correct: np.ndarray) -> np.ndarray:
     """AUROC of each row of [B, n] (scores given as integer levels in score order; ties count one half)."""
-    B, n = level.shape
+    B, _n = level.shape
     L = int(level.max()) + 1 if level.size else 1
     flat = (level.astype(int) + L * np.arange(B)[:, None]).ravel()
     pos = np.bincount(flat, weights=correct.ravel(), minlength=B * L).reshape(B, L)

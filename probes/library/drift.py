@@ -45,8 +45,8 @@ class Accuracy(Probe):
                 out += found
             ids, sampled = aligned_rounds(run, split, "sample")
             if ids and sampled[rounds[0]].k:
-                out += self.tracked(f"{split}.pass1", run, lambda r: sampled[r].correct.mean(axis=1), ids,
-                                    concern="decrease", details={"n_questions": len(ids)})
+                out += self.tracked(f"{split}.pass1", run, lambda r: sampled[r].correct.mean(axis=1),  # noqa: B023
+                                    ids, concern="decrease", details={"n_questions": len(ids)})
         return out
 
 
@@ -143,6 +143,8 @@ class ReferenceNLL(Probe):
 
     class Params(Probe.Params):
         tail_quantile: float = 0.95
+
+    params: Params
 
     def measure(self, run: RunView):
         rounds, q = run.rounds, self.params.tail_quantile

@@ -35,6 +35,8 @@ class MajorityGap(Probe):
     class Params(Probe.Params):
         min_gap: float = Field(0.02, description="a round-0 gap whose CI lies wholly below this fires")
 
+    params: Params
+
     def measure(self, run: RunView):
         ids = run.samples(run.rounds[0]).question_ids
 
@@ -104,6 +106,8 @@ class DatasetDirection(Probe):
 
     class Params(Probe.Params):
         alpha: float = Field(0.05, gt=0.0, description="probability added to each answer of the joint support")
+
+    params: Params
 
     def measure(self, run: RunView):
         ids = run.samples(run.rounds[0]).question_ids

@@ -76,6 +76,8 @@ class InspectTaskDrift(Probe):
         concern: dict[str, Concern] = Field(
             {}, description="'<task>.<key>' (or '<task>') -> concern; default 'either'")
 
+    params: Params
+
     def _concern(self, task: str, key: str) -> Concern:
         return self.params.concern.get(f"{task}.{key}", self.params.concern.get(task, "either"))
 
@@ -110,8 +112,8 @@ class InspectTaskDrift(Probe):
                 if not ids:
                     continue
                 values = {r: np.array([per_round[r][key][i] for i in ids]) for r in rounds}
-                view = SimpleNamespace(rounds=rounds)  # the rounds this task was run on
-                out += self.tracked(f"{task}.{key}", view, values.__getitem__, ids,  # type: ignore[arg-type]
+                rounds_view = SimpleNamespace(rounds=rounds)  # the rounds this task was run on
+                out += self.tracked(f"{task}.{key}", rounds_view, values.__getitem__, ids,  # type: ignore[arg-type]
                                     concern=self._concern(task, key),
                                     details={"task": task, "n_samples": len(ids), "rounds": list(rounds)})
         return out or [self.measurement("score", None, details={"reason": "inspect logs hold no scored samples"})]

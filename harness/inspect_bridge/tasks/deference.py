@@ -12,6 +12,9 @@ the domain's canonical form and "correct" is the domain's own checker.
 
 # No `from __future__ import annotations`: inspect reads the metric functions' `list[SampleScore]`
 # annotation at run time to decide what to pass them.
+from collections.abc import Mapping
+from typing import cast
+
 import numpy as np
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
@@ -46,7 +49,7 @@ def with_claim(prompt: str, x: str) -> str:
 
 def _rate(key: str, condition: str):
     def compute(scores: list[SampleScore]) -> float:
-        vals = [float(s.score.value[key]) for s in scores  # type: ignore[index]
+        vals = [float(cast(Mapping[str, float], s.score.value)[key]) for s in scores  # the scorer's dict
                 if (s.sample_metadata or {}).get("condition") == condition]
         return float(np.mean(vals)) if vals else float("nan")
 

@@ -59,7 +59,8 @@ def import_gguf(file: Path, directory: Path, dtype: str = "float32", overwrite: 
         model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name, dtype=getattr(torch, dtype))
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise RunError(f"gguf: {file}: transformers cannot read it ({str(e).splitlines()[0]})") from None
-    model.hf_quantizer = None  # dequantised already; a quantizer left behind makes save_pretrained refuse
+    # dequantised already; a quantizer left behind makes save_pretrained refuse
+    model.hf_quantizer = None  # type: ignore[assignment]  # undeclared: typed by nn.Module.__getattr__
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     directory.parent.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,8 @@ def import_gguf_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a non-empty DIR")] = False,
 ) -> None:
     """Dequantise a GGUF file into a transformers directory, for `[model] backend = "hf"`, `path = DIR`."""
+    from harness.app.cli import console, fail
     from harness.artifacts import RunError
-    from harness.cli import console, fail
     from harness.models.hf.gguf import find_packaged_gguf, import_gguf
 
     if dtype not in ("float32", "bfloat16", "float16"):

@@ -44,10 +44,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
+from harness.app.suite import Suite, SuiteError
 from harness.bounds import MAX_SEED
 from harness.config import RunConfig, config_hash
 from harness.models.sizes import (
@@ -58,7 +59,6 @@ from harness.models.sizes import (
     tiny_parameters,
 )
 from harness.models.training import epoch_steps
-from harness.suite import Suite, SuiteError
 
 # tiny backend, measured (see the module docstring)
 TINY_PARAMETERS = 1_062_528  # the default TinyConfig
@@ -132,6 +132,7 @@ def estimate(suite: Suite, seeds: list[int] | None = None, cache: bool = True,
     model = suite.model
     notes: list[str] = []
     n_lora = 0
+    n_params: int | None
     if model.backend == "tiny":
         n_params = tiny_parameters(model)
         shape = {"hidden": model.hidden_size, "layers": model.num_layers, "heads": model.num_heads,
@@ -157,10 +158,11 @@ def estimate(suite: Suite, seeds: list[int] | None = None, cache: bool = True,
 
     seconds: float | None
     if model.backend == "tiny":
-        scale = n_params / TINY_PARAMETERS
+        tiny_n = cast(int, n_params)  # tiny_parameters: always known
+        scale = tiny_n / TINY_PARAMETERS
         seconds = scale * ((sample + base_sample) / TINY_SAMPLE_SLOTS_PER_S + (train + base_train) /
                            TINY_TRAIN_POSITIONS_PER_S + score / TINY_SCORE_POSITIONS_PER_S)
-        memory = _peak_memory(list(configs.values()), n_params, n_params, shape, 4)
+        memory = _peak_memory(list(configs.values()), tiny_n, tiny_n, shape, 4)
     elif n_params is not None:
         rate = GPU_FLOPS if device == "gpu" else CPU_FLOPS
         per_train = 4 if model.lora is not None else 6
@@ -254,6 +256,10 @@ def _peak_memory(configs: list[RunConfig], n_params: int, trainable: int, shape:
     """The process, the weights, and the larger of training (gradients and AdamW's two fp32 moments of the
     trainable parameters, activations kept for the backward pass, logits) and sampling (KV cache, logits).
     Activations per token per layer: ~8 hidden + 4 intermediate values and one attention row per head."""
+    layers: Any  # like the rest: present whenever h is (a shape is complete or empty)
+    heads: Any
+    inter: Any
+    vocab: Any
     h, layers, heads, inter, vocab = (shape.get(k) for k in ("hidden", "layers", "heads", "intermediate", "vocab"))
     weights = n_params * dtype_bytes
     peak = 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -72,7 +73,7 @@ class SuiteInfo(_Strict):
                                          "with a cold base-model cache; `loopprobe verify-suites --budget` plans "
                                          "with it")
     max_hours: Float = Field(24.0, gt=0, le=8760, description="refuse to start when the cost estimate "
-                             "(harness.cost) exceeds this many hours (`loopprobe run --force` runs anyway)")
+                             "(harness.app.cost) exceeds this many hours (`loopprobe run --force` runs anyway)")
 
     @model_validator(mode="after")
     def _distinct(self) -> SuiteInfo:
@@ -128,8 +129,8 @@ class Suite(_Strict):
     def condition_names(self) -> list[str]:
         return [c.name for c in self.conditions] or ["default"]
 
-    def run_config(self, condition: str, seed: int) -> RunConfig:
-        """The resolved RunConfig of one condition and seed."""
+    def run_config(self, condition: str | None, seed: int) -> RunConfig:
+        """The resolved RunConfig of one condition (None: no overrides) and seed."""
         over = next((c for c in self.conditions if c.name == condition), Overrides())
         return RunConfig(seed=seed, threads=self.suite.threads,
                          domain=type(self.domain)(**{**self.domain.model_dump(), **over.domain}),
@@ -177,11 +178,12 @@ def _one_line(message: str) -> str:
 
 
 def _field_names() -> set[str]:
-    models = [SuiteInfo, BaseTrainConfig, LoopConfig, GateSpec, *_DOMAINS.values(), *_BACKENDS.values()]
+    models: list[type[BaseModel]] = [SuiteInfo, BaseTrainConfig, LoopConfig, GateSpec, *_DOMAINS.values(),
+                                     *_BACKENDS.values()]
     return {name for m in models for name in m.model_fields}
 
 
-def _describe(err: dict) -> str:
+def _describe(err: Mapping[str, Any]) -> str:
     loc = [_key(p) for p in err["loc"]]
     tagged = {"domain": _DOMAINS, "model": _BACKENDS}
     kinds = tagged.get(loc[0]) if loc else None
@@ -216,8 +218,9 @@ def _describe(err: dict) -> str:
 
 
 def _check_conditions(suite: Suite) -> None:
-    sections = {"domain": (type(suite.domain), suite.domain.model_dump()),
-                "base": (BaseTrainConfig, suite.base.model_dump()), "loop": (LoopConfig, suite.loop.model_dump())}
+    sections: dict[str, tuple[type[BaseModel], dict[str, Any]]] = {
+        "domain": (type(suite.domain), suite.domain.model_dump()),
+        "base": (BaseTrainConfig, suite.base.model_dump()), "loop": (LoopConfig, suite.loop.model_dump())}
     for i, cond in enumerate(suite.conditions):
         for section, (model, defaults) in sections.items():
             given = getattr(cond, section)
@@ -230,17 +233,17 @@ def _check_conditions(suite: Suite) -> None:
                     raise SuiteError(f"key {where}: unknown key{_nearest(str(err['loc'][-1]), model.model_fields)}"
                                      ) from None
                 raise SuiteError(_describe({**err, "loc": ("conditions", i, section, *err["loc"])})) from None
-    runs = list(enumerate(suite.conditions)) or [(None, None)]
-    for i, cond in runs:
-        over = cond or Overrides()
+    runs: Sequence[tuple[int | None, Condition | None]] = list(enumerate(suite.conditions)) or [(None, None)]
+    for index, condition in runs:
+        over = condition or Overrides()
         domain = type(suite.domain)(**{**suite.domain.model_dump(), **over.domain})
         loop = LoopConfig(**{**suite.loop.model_dump(), **over.loop})
         problem = strategy_problem(domain, loop) or context_problem(domain, suite.model, loop)
         if problem:
             key, why = problem
             section, field = key.split(".")
-            if i is not None and field in getattr(over, section, {}):
-                key = f"conditions.{i}.{key}"
+            if index is not None and field in getattr(over, section, {}):
+                key = f"conditions.{index}.{key}"
             raise SuiteError(f"key {key}: {why}")
 
 
@@ -269,7 +272,7 @@ def _check_inspect_tasks(suite: Suite) -> None:
         try:
             found = importlib.util.find_spec(module_name) is not None
             module = importlib.import_module(module_name) if found else None
-        except Exception as e:  # an import error of the user's module, whatever its kind: one line
+        except Exception as e:  # noqa: BLE001 (an import error of the user's module, whatever its kind: one line)
             raise SuiteError(f"key inspect.{i}.task: cannot import {module_name} "
                              f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
         if module is None:
@@ -413,7 +416,7 @@ def load_suite(path: Path | str) -> Suite:
     try:
         text = path.read_text()
     except OSError as e:
-        raise SuiteError(f"{path}: cannot read ({e.strerror}); pass a suite file such as suites/smoke.toml") from None
+        raise SuiteError(f"{path}: cannot read ({e.strerror}); pass a suite file, or a shipped suite name (`loopprobe suites` lists them)") from None
     except UnicodeDecodeError:
         raise SuiteError(f"{path}: not a text file; a suite is a UTF-8 TOML file") from None
     return parse_suite(text, str(path))

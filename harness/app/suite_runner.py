@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.app.suite import Suite
 from harness.artifacts import RoundFailed, RunError, remove_stale_temps, write_atomic
 from harness.integrity import dump_checked
 from harness.lock import write_lock
 from harness.preflight import make_directory
 from harness.progress import Reporter, SilentReporter
-from harness.suite import Suite
 from probes import PooledRunView, RunView, incomplete, results_for
 from probes.gates import SuiteOutcome, difference_measurement, evaluate
 
@@ -61,6 +61,7 @@ def _check(suite: Suite, out: Path, seeds: list[int] | None = None) -> SuiteOutc
     probe, parameters, code and artifacts) and recomputed where not."""
     out = Path(out)
     seeds = seeds or suite.suite.seeds
+    views: dict[str, RunView | PooledRunView]
     if (out / "manifest.json").exists():  # a single run
         views = {suite.condition_names()[0]: RunView(out)}
         write_to = {suite.condition_names()[0]: out}
@@ -89,8 +90,8 @@ def _check(suite: Suite, out: Path, seeds: list[int] | None = None) -> SuiteOutc
     for g in suite.gates:
         if g.baseline is not None:
             m = difference_measurement(g, results[g.baseline], results[g.condition])  # type: ignore[index]
-            why = unfinished[g.baseline] or unfinished[g.condition]  # type: ignore[index]
-            gates.append(evaluate(g, f"{g.condition} − {g.baseline}", m, why))
+            unfinished_why = unfinished[g.baseline] or unfinished[g.condition]  # type: ignore[index]
+            gates.append(evaluate(g, f"{g.condition} − {g.baseline}", m, unfinished_why))
         else:
             gates += [evaluate(g, c, results[c].measurements, unfinished[c]) for c in results
                       if g.condition in (None, c)]

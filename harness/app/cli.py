@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich import box
@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.app.cli_models import models_app
 from harness.artifacts import RunError, RunStore
-from harness.cli_models import models_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Run self-improvement loops under controlled conditions and probe what goes wrong.")
@@ -70,7 +70,7 @@ def round_table(store: RunStore) -> Table:
     for r in store.recorded_rounds():
         rec = store.read_round(r)
         cells = [str(r) if rec.status == "complete" else f"{r} [bold red]{rec.status}[/]"]
-        for _, key, fmt in _COLUMNS[1:-1]:
+        for _, key, fmt in cast("list[tuple[str, str, str]]", _COLUMNS[1:-1]):  # the metric columns
             value = rec.metrics.get(key)
             cells.append("-" if value is None else fmt.format(value))
         cells.append(f"{sum(rec.seconds.values()):.1f}")
@@ -80,14 +80,14 @@ def round_table(store: RunStore) -> Table:
     return table
 
 
-DEFAULT_SUITE = "smoke"  # a shipped suite's name (harness.shipped)
+DEFAULT_SUITE = "smoke"  # a shipped suite's name (harness.app.shipped)
 _SUITE_HELP = "a suite TOML file, or a shipped suite's name (`loopprobe suites` lists them)"
 
 
 def _load_suite(arg: str | None):
     """A suite file or a shipped suite's name; None: the default suite, always the shipped one."""
-    from harness.shipped import resolve_suite, shipped_suites
-    from harness.suite import SuiteError, load_suite
+    from harness.app.shipped import resolve_suite, shipped_suites
+    from harness.app.suite import SuiteError, load_suite
 
     try:
         return load_suite(shipped_suites()[DEFAULT_SUITE] if arg is None else resolve_suite(arg))
@@ -101,9 +101,9 @@ _Force = Annotated[bool, typer.Option("--force", help="run even when the cost es
 
 def _check_cost(suite, seeds: list[int], out: Path, cache: Path | None, force: bool, where: str) -> None:
     """Print the suite's cost estimate (one line) and refuse it (exit 2) when it exceeds this machine or the
-    suite's max_hours, unless forced: before any work (harness.cost)."""
-    from harness.cost import check, estimate, machine_limits, problems
-    from harness.suite import SuiteError
+    suite's max_hours, unless forced: before any work (harness.app.cost)."""
+    from harness.app.cost import check, estimate, machine_limits, problems
+    from harness.app.suite import SuiteError
 
     try:
         est = estimate(suite, seeds, cache=cache is not None, cache_dir=cache)
@@ -184,9 +184,9 @@ def run(
 
     Exit 0 when every gate holds, 1 when a gate fails, 2 for a usage or configuration error.
     """
+    from harness.app.suite_runner import run_dir, run_suite
     from harness.models.tiny.pretrain import default_cache_dir
     from harness.progress import RichReporter
-    from harness.suite_runner import run_dir, run_suite
     from probes import ProbeError
 
     suite = _load_suite(suite_file)
@@ -224,7 +224,7 @@ def check(
     summary: _Summary = None,
 ) -> None:
     """Evaluate a suite's probes and gates on recorded runs, without running the loop again."""
-    from harness.suite_runner import check_suite
+    from harness.app.suite_runner import check_suite
     from probes import ProbeError
 
     suite = _load_suite(suite_file)
@@ -239,7 +239,7 @@ def check(
 @app.command("suites")
 def suites_command() -> None:
     """List the shipped suites: name, size, measured runtime, description (`loopprobe run NAME` runs one)."""
-    from harness.shipped import shipped_suites, suite_info, suites_dir
+    from harness.app.shipped import shipped_suites, suite_info, suites_dir
 
     table = Table("suite", "size", "runtime", "description", box=box.SIMPLE_HEAVY, title="shipped suites",
                   caption=escape(f"in {suites_dir()} · runtime: measured on 2 CPU cores ([suite] expected_seconds)"
@@ -268,10 +268,10 @@ def verify_suites(
     """Run shipped suites and print every gate with its value, CI and the suite's runtime; exit 1 if a gate fails."""
     import torch
 
+    from harness.app.suite import SuiteError
+    from harness.app.verify import plan, verify
     from harness.models.tiny.pretrain import default_cache_dir
     from harness.progress import RichReporter
-    from harness.suite import SuiteError
-    from harness.verify import plan, verify
     from probes import ProbeError
     from reports.ci import write_junit
 
@@ -317,7 +317,7 @@ def verify_command(
 
     Exit 0 when every file is intact, 1 when any is damaged, missing or unrecorded, 2 when PATH holds no run.
     """
-    from harness.audit import audit
+    from harness.app.audit import audit
 
     try:
         checked, problems = audit(path)
@@ -367,6 +367,7 @@ def probes_command(
         results = run_probes(view, {p: {} for p in probe} if probe else None)
     except (RunError, ProbeError) as e:
         fail(str(e))
+    path: Path | str
     try:
         path = write_results(run_dir, results)
     except RunError as e:  # a read-only run: print what was measured, say it was not kept

@@ -60,8 +60,8 @@ def resolve_suite(arg: str | Path) -> Path:
         return known[text]
     if path.exists():
         return path
-    # imported only on the error path: harness.suite imports torch
-    from harness.suite import SuiteError
+    # imported only on the error path: harness.app.suite imports torch
+    from harness.app.suite import SuiteError
 
     if _looks_like_a_path(text):
         hint = (f"; did you mean the shipped suite {path.stem!r}?" if path.stem in known

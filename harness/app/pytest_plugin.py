@@ -27,8 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _suite(config: pytest.Config):
-    from harness.shipped import resolve_suite
-    from harness.suite import SuiteError, load_suite
+    from harness.app.shipped import resolve_suite
+    from harness.app.suite import SuiteError, load_suite
 
     path = config.getoption("--loopprobe-suite")
     if not path:
@@ -42,8 +42,8 @@ def _suite(config: pytest.Config):
 def outcome(config: pytest.Config):
     """The suite's outcome, computed on first use and kept for the session."""
     if _OUTCOME not in config.stash:
+        from harness.app.suite_runner import check_suite, run_suite
         from harness.models.tiny.pretrain import default_cache_dir
-        from harness.suite_runner import check_suite, run_suite
 
         suite = _suite(config)
         if suite is None:

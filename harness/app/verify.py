@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.shipped import resolve_suite
-from harness.shipped import shipped_suites as shipped
-from harness.suite import Suite, load_suite
+from harness.app.shipped import resolve_suite
+from harness.app.shipped import shipped_suites as shipped
+from harness.app.suite import Suite, load_suite
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Plan:
 
 def plan(names: list[str], budget: float | None, gpu: bool) -> Plan:
     """Which suites to run within `budget` seconds (None: all), in order. Each name is a shipped suite's name
-    or a suite file (harness.shipped.resolve_suite); a SuiteError for one that is neither."""
+    or a suite file (harness.app.shipped.resolve_suite); a SuiteError for one that is neither."""
     out, left = Plan(), budget
     for name in names or list(shipped()):
         suite = load_suite(resolve_suite(name))
@@ -39,7 +39,7 @@ def plan(names: list[str], budget: float | None, gpu: bool) -> Plan:
 
 def verify(suite: Suite, out: Path, cache_dir: Path | None, reporter=None):
     """Run (or resume) one suite into `out`; returns (outcome, seconds)."""
-    from harness.suite_runner import run_suite
+    from harness.app.suite_runner import run_suite
 
     t0 = time.perf_counter()
     outcome = run_suite(suite, out, cache_dir, reporter)
