@@ -15,8 +15,9 @@ from pathlib import Path
 
 PACKAGE = "harness.suites"
 DEFAULT = "smoke"
-# smoke and the negative control first: the cheapest checks of the whole path and of the false-alarm control
-ORDER = ("smoke", "null_loop", "planted_misconception", "lmsi", "noise_vs_systematic", "replace_vs_accumulate",
+# smoke and the negative control first: the cheapest checks of the whole path and of the false-alarm control;
+# then the findings CI keeps checking (a budget of 3000 s runs the first five)
+ORDER = ("smoke", "null_loop", "planted_misconception", "lmsi", "self_check", "noise_vs_systematic", "replace_vs_accumulate",
          "competence_threshold", "verifier_vs_self", "smollm2_cpu", "smollm2_lmsi")
 
 
