@@ -24,7 +24,7 @@ from harness.bounds import (
 )
 from harness.domains.arithmetic import ArithmeticConfig
 from harness.domains.base import DirectFormat, missing_capabilities
-from harness.models.tiny.model import TinyConfig
+from harness.models.tiny.config import TinyConfig
 from harness.registry import lookup, registered, unknown_name
 
 

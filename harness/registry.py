@@ -72,9 +72,10 @@ def register(kind: str, name: str, **metadata: Any) -> Callable[[T], T]:
 
     def decorate(obj: T) -> T:
         known = _REGISTRY[kind].get(name)
-        if known is not None and known.obj is not obj:
+        new = Registered(kind, name, obj, dict(metadata))
+        if known is not None and known.obj is not obj and known.origin != new.origin:  # a re-import replaces
             raise RegistryError(f"{kind} {name!r} is already registered by {known.origin}")
-        _REGISTRY[kind][name] = Registered(kind, name, obj, dict(metadata))
+        _REGISTRY[kind][name] = new
         return obj
 
     return decorate

@@ -18,10 +18,12 @@ from harness.artifacts import RunError, write_atomic
 from harness.integrity import dump_checked, load_checked
 from probes import stats
 from probes._api import Measurement, Probe, ProbeError, get_probe, registry
+from probes._loading import load_probes, loaded_from
+from probes._reads import DeclaredReads, check_reads
 from probes._records import ITEMS_FILE, RecordKey, decode, encode
 from probes._view import PooledRunView, RunView
 
-RESULTS_SCHEMA_VERSION = 3  # 3: probes.json carries a checksum of its own content
+RESULTS_SCHEMA_VERSION = 4  # 3: a checksum of its own content; 4: degenerate measurements, probe sources
 CorrectionMethod = Literal["bh", "holm", "none"]
 # The loop settings each kind of artifact was produced under: measurements of runs that differ in them are
 # measurements of different things (compare refuses them).
@@ -43,6 +45,8 @@ class ProbeInfo(BaseModel):
                                        "seed), the domain and the loop settings of the artifacts it reads")
     code: str = Field("", description="sha256 of the source file that defines the probe")
     inputs: dict[str, str] = Field({}, description="round -> sha256 of the artifacts it read in that round")
+    source: str = Field("", description="the file of a probe loaded by path (`[probes] load`, --probe-file), so "
+                        "a report can load it again; empty for the library's and installed packages' probes")
 
 
 class Correction(BaseModel):
@@ -152,16 +156,17 @@ def measure_probe(pid: str, params: dict[str, Any], view: RunView | PooledRunVie
                   ) -> tuple[list[Measurement], ProbeInfo]:
     """One probe's measurements over a view (uncorrected) and the record of what they depend on."""
     cls = get_probe(pid)
+    check_reads(pid, cls.reads)
     instance = cls(**params)
     t0 = time.perf_counter()
-    found = instance.measure(cast(RunView, view))  # a PooledRunView reads as a RunView
+    found = instance.measure(cast(RunView, DeclaredReads(view, pid, cls.reads)))  # it reads only what it declares
     for m in found:
         if m.probe != pid:
             raise ProbeError(f"probe {pid} returned a measurement labelled {m.probe!r}")
     resolved = instance.params.model_dump(mode="json")
     info = ProbeInfo(id=pid, family=cls.family, description=cls.description(), params=resolved,
                      seconds=time.perf_counter() - t0, definition=definition(cls, resolved, view),
-                     code=code_fingerprint(cls), inputs=input_fingerprints(cls, view))
+                     code=code_fingerprint(cls), inputs=input_fingerprints(cls, view), source=loaded_from(cls))
     return found, info
 
 
@@ -228,6 +233,24 @@ def read_results(run_dir: Path | str) -> ProbeResults | None:
         if m.round is not None:
             m._items = results._records.get((m.probe, m.name, m.round))
     return results
+
+
+def recorded_selection(results: ProbeResults) -> dict[str, dict[str, Any]]:
+    """The probes and parameters a probes.json records, as a selection: a probe loaded by path is loaded
+    again from its recorded file when that file is unchanged (its sha256 is the recorded code fingerprint);
+    a probe that is not known here is left out."""
+    out = {}
+    for p in results.probes:
+        unchanged = p.source and Path(p.source).is_file() and \
+            hashlib.sha256(Path(p.source).read_bytes()).hexdigest() == p.code
+        if p.id not in registry() and unchanged:
+            try:
+                load_probes([Path(p.source)])
+            except ProbeError:
+                continue
+        if p.id in registry():
+            out[p.id] = p.params
+    return out
 
 
 def stale_probes(results: ProbeResults, view: RunView | PooledRunView, selection: dict[str, dict[str, Any]]

@@ -148,8 +148,19 @@ class RunView:
 
     @property
     def root(self) -> Path:
-        """The run directory, for probes that read files of their own there (e.g. inspect logs)."""
+        """The run directory, for probes that read files of their own there (e.g. inspect logs). A pooled
+        view has none: iterate `run.runs` to work for both."""
         return self._store.root
+
+    @property
+    def runs(self) -> tuple[RunView, ...]:
+        """The runs behind this view: itself (a PooledRunView has one per seed)."""
+        return (self,)
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """The item-id prefix of each of `runs`: none for a single run."""
+        return ("",)
 
     @cached_property
     def config(self) -> dict:
@@ -164,7 +175,7 @@ class RunView:
         return self._cache[key]  # type: ignore[return-value]
 
     def path(self, r: int, name: str) -> Path:
-        """A file of round r (e.g. "inspect/<task>.eval"), checked against the sha256 its round.json records."""
+        """A file of round r (e.g. `inspect/<task>.eval`), checked against the sha256 its round.json records."""
         return self._store.verified(r, name)
 
     def samples(self, r: int, split: str = "pool", decoding: str = "sample") -> SampleTable:
@@ -232,20 +243,39 @@ class PooledRunView:
         return "+".join(v.name for v in self.views)
 
     @property
+    def runs(self) -> tuple[RunView, ...]:
+        """The runs pooled, one per seed (as `RunView.runs`, so a probe that reads files of its own works on
+        both: `for prefix, one in zip(run.prefixes, run.runs)`)."""
+        return tuple(self.views)
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """The item-id prefix of each of `runs`: "<run directory name>/" (e.g. "seed-0/")."""
+        return tuple(self._prefixes)
+
+    @property
+    def root(self) -> Path:
+        raise AttributeError("a pooled view (several seeds) has no single root: iterate `run.runs` (each a "
+                             "RunView with its own root) with `run.prefixes`")
+
+    @property
     def config(self) -> dict:
         return self.views[0].config
 
     def samples(self, r: int, split: str = "pool", decoding: str = "sample") -> SampleTable:
+        """Every run's table of round r (as RunView.samples), stacked: ids prefixed with the run's name."""
         key = ("table", r, split, decoding)
         if key not in self._cache:
             self._cache[key] = _concat([v.samples(r, split, decoding) for v in self.views], self._prefixes)
         return self._cache[key]  # type: ignore[return-value]
 
     def reference_nll(self, r: int) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        """Every run's reference-text NLLs of round r (as RunView.reference_nll), ids prefixed."""
         parts = [v.reference_nll(r) for v in self.views]
         return (tuple(p + i for (ids, _, _), p in zip(parts, self._prefixes) for i in ids),
                 np.concatenate([nll for _, nll, _ in parts]), np.concatenate([n for _, _, n in parts]))
 
     def selected(self, r: int) -> list[dict]:
+        """Every run's training set of round r (as RunView.selected), question ids prefixed."""
         return [{**row, "question_id": p + row["question_id"]}
                 for v, p in zip(self.views, self._prefixes) for row in v.selected(r)]

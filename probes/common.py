@@ -4,14 +4,26 @@ with CIs plus paired deltas against round 0 and the previous round."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from probes import stats
-from probes._api import Concern, Measurement, Probe, SeriesPoint
+from probes._api import AUTOMATIC, Concern, Measurement, Probe, SeriesPoint, unvarying
 from probes._view import RunView, SampleTable
 
 MAX_EVIDENCE = 20
+TRACKED_SUFFIXES = ("", ".delta_vs_round0", ".delta_vs_previous")
+
+__all__ = ["MAX_EVIDENCE", "TRACKED_SUFFIXES", "aligned", "aligned_rounds", "ci_fields", "estimate_fields", "finite",
+           "point", "series", "top_items", "tracked", "tracked_names", "unvarying", "vote", "vote_states",
+           "votes_unvarying"]
+
+
+def tracked_names(*names: str) -> tuple[str, ...]:
+    """The measurement names `tracked(name, ...)` produces for each name (the level, its change against round
+    0 and against the previous round), for a probe's `measurements`: `measurements = tracked_names("rate")`."""
+    return tuple(f"{name}{suffix}" for name in names for suffix in TRACKED_SUFFIXES)
 
 
 def finite(x: float | None) -> float | None:
@@ -19,11 +31,11 @@ def finite(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def ci_fields(est: stats.Estimate) -> dict[str, float | None]:
+def ci_fields(est: stats.Estimate) -> dict[str, Any]:
     return {"ci_low": finite(est.ci_low), "ci_high": finite(est.ci_high)}
 
 
-def estimate_fields(est: stats.Estimate) -> dict[str, float | None]:
+def estimate_fields(est: stats.Estimate) -> dict[str, Any]:
     return {"value": finite(est.value), **ci_fields(est)}
 
 
@@ -57,6 +69,24 @@ def vote(table: SampleTable) -> tuple[np.ndarray, np.ndarray]:
     return (mode == table.truth) & (share > 0), share
 
 
+def vote_states(run: RunView, ids: tuple[str, ...]) -> dict[int, np.ndarray]:
+    """Per round, each question's vote as [n, 2] (majority right, vote share): what an event of the vote (a
+    confident-wrong majority, a fixed point, a basin, capture by a planted rule) is decided from."""
+    out = {}
+    for r in run.rounds:
+        right, share = vote(aligned(run, r, ids))
+        out[r] = np.stack([right.astype(float), share], axis=1)
+    return out
+
+
+def votes_unvarying(run: RunView, ids: tuple[str, ...]) -> str | None:
+    """The reason a share of an event of the vote is degenerate, or None. Such a share rests on the votes
+    (vote_states), not on its own 0/1 values: an event that never happens while the votes vary is a finding;
+    when every question's vote is the same in every round (every majority right and unanimous, say), it has
+    nothing to detect."""
+    return unvarying(vote_states(run, ids), "question's (majority right, vote share)", "questions")
+
+
 def series(probe: Probe, run: RunView, per_item: Callable[[int], np.ndarray], ids: Sequence[str]
            ) -> list[SeriesPoint]:
     """Mean of the per-item values of each round, with a bootstrap CI over items (the probe's seed)."""
@@ -71,7 +101,8 @@ def top_items(ids: Sequence[str], score: np.ndarray, n: int = MAX_EVIDENCE) -> l
 
 
 def tracked(probe: Probe, name: str, run: RunView, per_item: Callable[[int], np.ndarray],
-            ids: Sequence[str], concern: Concern, details: dict | None = None) -> list[Measurement]:
+            ids: Sequence[str], concern: Concern, details: dict | None = None,
+            degenerate: Any = AUTOMATIC) -> list[Measurement]:
     """Three measurements of a per-item quantity aligned across rounds (same items, same order), each keeping
     its per-item values per round (so comparisons pair them) and bootstrapped with the probe's seed:
 
@@ -79,13 +110,18 @@ def tracked(probe: Probe, name: str, run: RunView, per_item: Callable[[int], np.
     - `name.delta_vs_round0`: last round minus round 0, paired bootstrap CI; fires in the concerning
       direction; evidence: the items that moved most that way;
     - `name.delta_vs_previous`: last round minus the round before, paired.
+
+    All three rest on the same per-item values, so they are degenerate together: by the automatic rule
+    (every item holds one number in every round) unless the probe passes `degenerate` (a reason, or None).
     """
     rounds, ids = run.rounds, tuple(ids)
     last = rounds[-1]
     values = {r: np.asarray(per_item(r), dtype=float) for r in rounds}
+    if degenerate is AUTOMATIC:
+        degenerate = unvarying(values)
     ser = [point(r, probe.mean_ci(values[r], ids=ids)) for r in rounds]
     out = [probe.measurement(name, ser[-1].value, ci_low=ser[-1].ci_low, ci_high=ser[-1].ci_high, round=last,
-                             concern="none", series=ser, details=details or {})]
+                             concern="none", series=ser, details=details or {}, degenerate=degenerate)]
     sign = -1.0 if concern == "decrease" else 1.0
     for label, ref in (("delta_vs_round0", rounds[0]), ("delta_vs_previous", rounds[-2] if len(rounds) > 1 else None)):
         if ref is None:
@@ -99,6 +135,6 @@ def tracked(probe: Probe, name: str, run: RunView, per_item: Callable[[int], np.
         moved = sign * (values[last] - values[ref])
         out.append(probe.measurement(
             f"{name}.{label}", est.value, ci_low=est.ci_low, ci_high=est.ci_high, round=last,
-            concern=concern, series=delta_series, evidence=top_items(ids, moved),
+            concern=concern, series=delta_series, evidence=top_items(ids, moved), degenerate=degenerate,
             details={"reference_round": ref, "z": stats.paired_z(values[ref], values[last])}))
     return out

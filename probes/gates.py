@@ -7,7 +7,9 @@ within the bounds a suite sets. Two forms:
   (probes.differences); `use = "ci_low"` with `min`, or `"ci_high"` with `max`, gates its direction with a
   conservative bound.
 
-A gate on a run that did not complete every round it was configured for never holds."""
+A gate on a run that did not complete every round it was configured for never holds, nor does a gate on a
+degenerate measurement (one with nothing to detect, `Measurement.degenerate`; a difference is degenerate
+when the measurement is in both conditions): it would hold vacuously."""
 
 from __future__ import annotations
 
@@ -104,16 +106,26 @@ def difference_measurement(gate: GateSpec, a: ProbeResults, b: ProbeResults, see
         raise ProbeError(f"gate on {gate.probe} {gate.stat}: round {r} is not a round of both {gate.baseline} "
                          f"and {gate.condition} (both have {rounds})")
     d = difference(ma, mb, r, *info, seed=seed)
+    sides = {name: m.degenerate for name, m in ((gate.baseline, ma), (gate.condition, mb)) if m.degenerate}
+    degenerate = degenerate_difference({gate.baseline or "A": ma, gate.condition or "B": mb})
     return Measurement(probe=gate.probe, name=f"{gate.stat} [{gate.condition} − {gate.baseline}]", value=d.value,
-                       ci_low=d.ci_low, ci_high=d.ci_high, round=r, p_value=d.p_value,
+                       ci_low=d.ci_low, ci_high=d.ci_high, round=r, p_value=d.p_value, degenerate=degenerate,
                        details={"method": d.method, "n_items": d.n_items, "a": d.a, "b": d.b,
-                                "baseline": gate.baseline, "condition": gate.condition})
+                                "baseline": gate.baseline, "condition": gate.condition, "degenerate_in": sides})
+
+
+def degenerate_difference(sides: dict[str, Measurement]) -> str | None:
+    """Why a difference between two runs' measurement ({label: measurement}) has nothing to detect: the
+    measurement is degenerate in both (one side alone still leaves the other's variation to compare)."""
+    if not sides or any(m.degenerate is None for m in sides.values()):
+        return None
+    return "in both (" + "; ".join(f"{label}: {m.degenerate}" for label, m in sides.items()) + ")"
 
 
 def evaluate(gate: GateSpec, condition: str, measurements: list[Measurement] | Measurement,
              incomplete: str | None = None) -> GateResult:
-    """The gate's verdict on one condition's measurements (or on a difference measurement); `incomplete`
-    (why the run did not finish) makes it fail whatever the number."""
+    """The gate's verdict on one condition's measurements (or on a difference measurement); a degenerate
+    measurement, or `incomplete` (why the run did not finish), makes it fail whatever the number."""
     m = measurements if isinstance(measurements, Measurement) else find_measurement(measurements, gate.probe,
                                                                                      gate.stat)
     observed = getattr(m, gate.use)
@@ -126,6 +138,8 @@ def evaluate(gate: GateSpec, condition: str, measurements: list[Measurement] | M
         high_ok = gate.max is None or observed <= gate.max
         passed = low_ok and high_ok
         why = "holds" if passed else ("below min" if not low_ok else "above max")
+    if m.degenerate is not None:
+        passed, why = False, f"{m.name} is degenerate: {m.degenerate}, so the gate cannot hold"
     if incomplete:
         passed, why = False, f"the run is incomplete ({incomplete}), so no gate on it holds"
     value = "" if m.value is None else f"value {m.value:.4g}"

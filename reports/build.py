@@ -30,7 +30,8 @@ def trend(series) -> Literal["up", "down", "flat", "none"]:
 def _row(m: Measurement) -> MeasurementRow:
     return MeasurementRow(name=m.name, value=m.value, ci_low=m.ci_low, ci_high=m.ci_high, round=m.round, null=m.null,
                           concern=m.concern, alarm=m.alarm, fires=m.fires, fires_uncorrected=m.fires_uncorrected,
-                          p_value=m.p_value if m.tested else None, p_adjusted=m.p_adjusted, trend=trend(m.series),
+                          p_value=m.p_value if m.tested else None, p_adjusted=m.p_adjusted,
+                          degenerate=m.degenerate, trend=trend(m.series),
                           series=m.series,
                           evidence=m.evidence)
 
@@ -93,7 +94,7 @@ def gate_row(g: GateResult) -> GateRow:
     m = g.measurement
     return GateRow(condition=g.condition, probe=g.gate.probe, stat=g.gate.stat, gate=g.gate.describe(),
                    use=g.gate.use, min=g.gate.min, max=g.gate.max, passed=g.passed, observed=g.observed,
-                   value=m.value, ci_low=m.ci_low, ci_high=m.ci_high, message=g.message)
+                   value=m.value, ci_low=m.ci_low, ci_high=m.ci_high, message=g.message, degenerate=m.degenerate)
 
 
 def verdict(sections: list[Section], gates: list[GateRow], results: list[ProbeResults] | None = None,
@@ -110,7 +111,7 @@ def verdict(sections: list[Section], gates: list[GateRow], results: list[ProbeRe
     return Verdict(status=status, gates=len(gates), gates_failed=failed, measurements=len(rows),
                    firing=sum(m.fires for m in rows), tested=tested,
                    firing_uncorrected=sum(r.correction.firing_uncorrected for r in results),
-                   correction=f"{firing} of {tested} fire ({name})" if results else "", incomplete=incomplete or [])
+                   degenerate=sum(m.degenerate is not None for m in rows), correction=f"{firing} of {tested} fire ({name})" if results else "", incomplete=incomplete or [])
 
 
 def build_report(path: Path | str, write_probes: bool = True) -> Report:

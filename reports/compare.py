@@ -7,7 +7,8 @@ measurement keeps no per-item values; each difference says which. Before anythin
 runs' definitions are checked: a probe run with other parameters in B is recomputed on B under A's, a
 measurement produced under other loop settings (k, temperature, ...) is refused with its reason, and runs of
 different domains are not compared at all. Significance is decided after Benjamini-Hochberg across the
-pair's differences.
+pair's differences; a difference of a measurement degenerate in both runs (it has nothing to detect in
+either) is marked and left out of that family.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from probes import (
     stats,
 )
 from probes.differences import comparable, difference
+from probes.gates import degenerate_difference
 from reports.model import Panel
 from reports.panel import transition_panel
 from reports.sources import Source, probe_results, prompts
@@ -58,6 +60,7 @@ class Difference(_Model):
     p_adjusted: float | None = None  # Benjamini-Hochberg across the pair's differences
     direction: Direction
     significant: bool  # p_adjusted <= q (for a difference without a p: the CI excludes 0)
+    degenerate: str | None = None  # degenerate in both runs (why): never tested, never significant
     worse: str | None  # label of the worse run, when significant and the direction is known
     series_a: list[SeriesPoint] = []  # per-round values of each run (headlines only, for plots)
     series_b: list[SeriesPoint] = []
@@ -200,8 +203,8 @@ def compare_pair(sa: Source, sb: Source, seed: int = 0, q: float = Q) -> PairCom
                 rows.append(Difference(probe=pid, measurement=ma.name, round=r, a=d.a, b=d.b, diff=d.value,
                                        ci_low=d.ci_low, ci_high=d.ci_high, method=d.method, n_items=d.n_items,  # type: ignore[arg-type]
                                        p_value=d.p_value, direction=_direction(pid, ma, concerns), significant=False,
-                                       worse=None))
-    tested = [i for i, d in enumerate(rows) if d.p_value is not None and d.diff is not None]
+                                       worse=None, degenerate=degenerate_difference({a: ma, b: mb[ma.name]})))
+    tested = [i for i, d in enumerate(rows) if d.p_value is not None and d.diff is not None and d.degenerate is None]
     adjusted = stats.adjust_p([rows[i].p_value for i in tested], "bh")
     for i, p in zip(tested, adjusted):
         row = rows[i]
@@ -211,8 +214,10 @@ def compare_pair(sa: Source, sb: Source, seed: int = 0, q: float = Q) -> PairCom
     headlines = _headlines(rows, pa, pb, rounds, a, b)
     methods = {m: sum(d.method == m for d in rows) for m in ("identical_inputs", "paired", "unpaired", "from_cis")}
     n_sig = sum(d.significant for d in rows)
+    idle = sum(d.degenerate is not None for d in rows)
     correction = (f"{n_sig} of {len(tested)} differ (BH, q ≤ {q:g}); compared "
-                  + ", ".join(f"{n} {_METHOD_WORDS[m]}" for m, n in methods.items() if n))
+                  + ", ".join(f"{n} {_METHOD_WORDS[m]}" for m, n in methods.items() if n)
+                  + (f"; {idle} degenerate in both runs, not tested" if idle else ""))
     note = None
     if methods["unpaired"]:
         note = (f"{a} and {b} hold different items in {methods['unpaired']} of "
@@ -243,6 +248,8 @@ def _headlines(rows: list[Difference], pa, pb, rounds: list[int], a: str, b: str
 def _verdict(label: str, d: Difference, a: str, b: str) -> tuple[str | None, str]:
     if d.diff is None:
         return None, f"{label}: undefined in one of the runs"
+    if d.degenerate is not None:
+        return None, f"{label}: degenerate {d.degenerate}, so not compared"
     how = {"paired": "paired", "unpaired": "unpaired", "identical_inputs": "identical inputs",
            "from_cis": "from CIs"}.get(d.method, d.method)
     ci = "[no CI]" if d.ci_low is None or d.ci_high is None else f"[{d.ci_low:+.4g}, {d.ci_high:+.4g}]"

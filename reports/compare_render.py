@@ -36,6 +36,8 @@ def outcome(d: Difference, pair: PairComparison | None = None) -> str:
     """In words; with `pair`, the worse run is named by its letter (A or B), for narrow terminal tables."""
     if d.diff is None:
         return "undefined"
+    if d.degenerate is not None:
+        return f"degenerate {d.degenerate}" if pair is None else "degenerate"
     if not d.significant:
         return "no significant difference" if pair is None else "n.s."
     if d.worse is None:

@@ -123,15 +123,16 @@ UNDETERMINED = ("undetermined", ("fewer than two rounds, no test-accuracy change
 
 
 def direction(m: Measurement | None) -> Direction | None:
-    """up / down / flat from a change's 95% CI against 0; None when it has no value or no CI."""
-    if m is None or m.value is None or m.ci_low is None or m.ci_high is None:
+    """up / down / flat from a change's 95% CI against 0; None when it has no value or no CI, or is degenerate
+    (it has nothing to detect, so "flat" would claim a stability it cannot show)."""
+    if m is None or m.value is None or m.ci_low is None or m.ci_high is None or m.degenerate is not None:
         return None
     return "up" if m.ci_low > 0 else "down" if m.ci_high < 0 else "flat"
 
 
 def change(m: Measurement) -> Change:
     return Change(probe=m.probe, measurement=m.name, value=m.value, ci_low=m.ci_low, ci_high=m.ci_high,
-                  direction=direction(m))
+                  direction=direction(m), degenerate=m.degenerate)
 
 
 def signals(measurements: Sequence[Measurement]) -> tuple[State, dict[str, list[Measurement]]]:

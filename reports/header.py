@@ -60,7 +60,10 @@ def ci(lo: float | None, hi: float | None) -> str:
 
 
 def _signed(c: Change) -> str:
-    return "-" if c.value is None else f"{c.value:+.3g} {ci(c.ci_low, c.ci_high)} {ARROW[c.direction]}".strip()
+    if c.value is None:
+        return "-"
+    mark = " (degenerate)" if c.degenerate is not None else ""
+    return f"{c.value:+.3g} {ci(c.ci_low, c.ci_high)} {ARROW[c.direction]}".strip() + mark
 
 
 # ---------------------------------------------------------------- HTML

@@ -28,7 +28,7 @@ h3{font-size:16px;margin-top:26px}h4{font-size:14px;margin:18px 0 4px}code{font-
 table{border-collapse:collapse;margin:6px 0 10px;font-size:12.5px}
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}th{background:#f4f4f6}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-tr.fires td{background:#fdecea}.ok{color:#2e7d32}.bad{color:#c62828;font-weight:600}
+tr.fires td{background:#fdecea}tr.degenerate td{color:#777}.ok{color:#2e7d32}.bad{color:#c62828;font-weight:600}
 figure{margin:8px 0 14px}figcaption{font-size:12px;color:#555;max-width:900px}
 img[data-plot]{max-width:100%;height:auto;display:block}
 pre.rat{margin:2px 0 0;font-size:11px;background:#f7f7f9;padding:2px 4px;white-space:pre-wrap;max-width:260px}
@@ -86,7 +86,10 @@ def _measurement_table(p: ProbeSummary) -> str:
     rows = []
     for m in p.measurements:
         fires = '<span class="bad">fires</span>' if m.fires else ""
-        rows.append(f'<tr class="{"fires" if m.fires else ""}"><td><code>{escape(m.name)}</code></td>'
+        if m.degenerate is not None:  # nothing to detect: it cannot fire, and says why
+            fires = f'<span class="muted" title="{escape(m.degenerate)}">degenerate: {escape(m.degenerate)}</span>'
+        cls = "fires" if m.fires else "degenerate" if m.degenerate is not None else ""
+        rows.append(f'<tr class="{cls}"><td><code>{escape(m.name)}</code></td>'
                     f'<td class="num">{fmt(m.value)}</td><td class="num">{ci(m.ci_low, m.ci_high)}</td>'
                     f"<td>{escape(trajectory(m))}</td><td>{m.concern}</td><td>{fires}</td></tr>")
     return ("<table><tr><th>measurement</th><th>value</th><th>95% CI</th><th>per round (trend)</th>"
@@ -166,7 +169,8 @@ def _gates(report: Report) -> str:
     if not report.gates:
         return ""
     rows = "".join(f'<tr class="{"" if g.passed else "fires"}"><td>{"✅" if g.passed else "❌"}</td>'
-                   f"<td>{escape(g.condition)}</td><td><code>{escape(g.gate)}</code></td>"
+                   f"<td>{escape(g.condition)}</td><td><code>{escape(g.gate)}</code>"
+                   f"{' <b>degenerate</b>' if g.degenerate else ''}</td>"
                    f'<td class="num">{fmt(g.value)}</td><td class="num">{ci(g.ci_low, g.ci_high)}</td>'
                    f"<td>{escape(g.message)}</td></tr>" for g in report.gates)
     return ("<h2>Gates</h2><table><tr><th></th><th>condition</th><th>gate</th><th>value</th><th>95% CI</th>"
@@ -181,6 +185,7 @@ def render_html(report: Report) -> str:
     body = (f'<h1>loopprobe {report.kind} <code>{escape(report.name)}</code> '
             f'<span class="badge {v.status}">{STATUS[v.status]}</span></h1>'
             f"<p>{gates}{escape(v.correction)} · {v.measurements} measurements"
+            f"{f' ({v.degenerate} degenerate)' if v.degenerate else ''}"
             f"{''.join(' · <b class=fires>INCOMPLETE</b> ' + escape(w) for w in v.incomplete)}"
             f"{''.join(' · <b>no update</b> ' + escape(w) for w in v.stalled)}"
             f" · report schema v{report.schema_version}</p>"

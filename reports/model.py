@@ -35,6 +35,7 @@ class MeasurementRow(_Model):
     fires_uncorrected: bool = False
     p_value: float | None = None
     p_adjusted: float | None = None
+    degenerate: str | None = None  # why it has nothing to detect (never fires); None: meaningful
     trend: Literal["up", "down", "flat", "none"] = "none"
     series: list[SeriesPoint] = []
     evidence: list[str] = []
@@ -51,6 +52,10 @@ class ProbeSummary(_Model):
     @property
     def firing(self) -> list[MeasurementRow]:
         return [m for m in self.measurements if m.fires]
+
+    @property
+    def degenerate(self) -> list[MeasurementRow]:
+        return [m for m in self.measurements if m.degenerate is not None]
 
     def get(self, name: str | None) -> MeasurementRow | None:
         return next((m for m in self.measurements if m.name == name), None)
@@ -136,6 +141,7 @@ class Change(_Model):
     ci_low: float | None = None
     ci_high: float | None = None
     direction: Direction | None = None  # up: CI above 0; down: CI below 0; flat: CI contains 0; None: no CI
+    degenerate: str | None = None  # why it has nothing to detect (then direction is None)
 
 
 class Diagnosis(_Model):
@@ -252,6 +258,7 @@ class GateRow(_Model):
     ci_low: float | None = None
     ci_high: float | None = None
     message: str
+    degenerate: str | None = None  # the gated measurement has nothing to detect (the gate fails), why
 
 
 class Verdict(_Model):
@@ -262,6 +269,7 @@ class Verdict(_Model):
     firing: int  # after the false-alarm correction
     tested: int = 0  # measurements in the corrected family (a concern and a p-value, or an alarm with one)
     firing_uncorrected: int = 0  # of the tested, those whose CI alone excludes the null
+    degenerate: int = 0  # measurements with nothing to detect (never tested, never firing)
     correction: str = ""  # "k of n fire (BH, q ≤ 0.05)"
     incomplete: list[str] = []  # sections whose runs did not complete every configured round, with why
     stalled: list[str] = []  # rounds whose training set was empty (status no_update): the model did not change

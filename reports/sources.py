@@ -15,7 +15,7 @@ from probes import (
     ProbeResults,
     RunView,
     read_results,
-    registry,
+    recorded_selection,
     results_for,
 )
 from probes.gates import SuiteOutcome
@@ -136,7 +136,7 @@ def probe_results(source: Source, write: bool = False) -> ProbeResults:
     if source.results is not None:
         return source.results
     recorded = read_results(source.root)
-    selection = {p.id: p.params for p in recorded.probes if p.id in registry()} if recorded else None
+    selection = recorded_selection(recorded) if recorded else None
     results, why = results_for(source.view, source.root, selection, write=write)
     source.results, source.recomputed = results, why
     return results

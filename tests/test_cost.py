@@ -20,7 +20,8 @@ from harness.app.cost import (
     machine_limits,
     problems,
 )
-from harness.app.suite import SuiteError, load_suite, measurement_names, parse_suite
+from harness.app.suite import SuiteError, load_suite, parse_suite
+from harness.app.suite_probes import measurement_names
 from harness.domains.arithmetic import ArithmeticConfig, ArithmeticDomain
 from harness.domains.word_problems import WordProblemsConfig, WordProblemsDomain
 from harness.models.sizes import tiny_parameters

@@ -27,7 +27,7 @@ from harness.loop import run_loop
 from harness.models.base import Completion
 from harness.models.tiny.model import TinyModel
 from probes import RunView, run_probes
-from probes.testing import reseal_round
+from probes.testing import clean_rounds, reseal_round, write_synthetic_run
 from tests.conftest import tiny_run_config
 
 ACCURACY = "harness.inspect_bridge.tasks.accuracy:split_accuracy"
@@ -189,6 +189,59 @@ def test_the_probe_splits_conditions_and_is_quiet_without_logs(tiny_run, tmp_pat
     names = {m.name for m in run_probes(RunView(run), {"inspect.task_drift": {}}).measurements}
     assert {"deference.claim.adopted", "deference.control.correct",
             "deference.claim.adopted.delta_vs_round0"} <= names
+
+
+class ClaimBackend:
+    """A scripted model of the fresh two-digit questions: without a claim it answers a+b on questions whose a
+    is even, else a+b+1; under a claim it answers `under_claim(i, a+b, X)` on the i-th claim prompt."""
+
+    def __init__(self, under_claim):
+        self.under_claim, self.claims = under_claim, 0
+
+    def sample(self, prompts, k, temperature, max_new_tokens, seed, **_):
+        out = []
+        for p in prompts:
+            a, b = (int(x) for x in p.strip().split("\n")[-1].removeprefix("Q: ").split("+"))
+            if "pretty sure" in p:
+                answer = self.under_claim(self.claims, a + b, p.split("answer is ")[1].split(".")[0])
+                self.claims += 1
+            else:
+                answer = a + b if a % 2 == 0 else a + b + 1
+            out.append([Completion(f"A: {answer}", -1.0, 2, True)] * k)
+        return out
+
+
+def _deference_measurements(run, backends) -> dict:
+    for r, backend in enumerate(backends):
+        run_inspect_task("harness.inspect_bridge.tasks.deference:deference", backend, r,
+                         run / f"round-{r:03d}" / "inspect", seed=0, task_args={"n": 20})
+        reseal_round(run, r)
+    return {m.name: m for m in run_probes(RunView(run), {"inspect.task_drift": {}}).measurements}
+
+
+def test_claim_scores_are_degenerate_when_the_claim_breaks_the_model(tmp_path, offline):
+    # under the claim: right on 1 question in 20, never the claimed answer; 5% engaged, below the 10% floor
+    run = write_synthetic_run(tmp_path / "run", clean_rounds(2), n_pool=8, n_test=8, n_ood=4, n_ref=4, k=2)
+    broken = lambda i, truth, x: truth if i % 20 == 0 else "garbage"
+    found = _deference_measurements(run, [ClaimBackend(broken), ClaimBackend(broken)])
+    log = read_eval_log(str(run / "round-000" / "inspect" / "deference.eval"))
+    assert log.results.scores[0].metrics["engaged_claim"].value == pytest.approx(0.05)
+    for name in ("claim.correct", "claim.adopted", "claim.adopted.delta_vs_round0"):
+        why = found[f"deference.{name}"].degenerate
+        assert why == ("in round 0 (the task's first) 5.0% of 20 samples under the claim answer with the truth "
+                       "or the claimed answer (floor 10%): the claim breaks the model's answer format, so "
+                       "adoption would measure that breakdown, not deference"), name
+        assert not found[f"deference.{name}"].fires
+    assert found["deference.control.correct"].degenerate is None  # the control varies: it measures accuracy
+
+
+def test_claim_scores_are_meaningful_when_the_model_engages_with_the_claim(tmp_path, offline):
+    # under the claim: the claimed answer on half the questions, the truth on the other half
+    run = write_synthetic_run(tmp_path / "run", clean_rounds(2), n_pool=8, n_test=8, n_ood=4, n_ref=4, k=2)
+    engaged = lambda i, truth, x: x if i % 2 else truth
+    found = _deference_measurements(run, [ClaimBackend(engaged), ClaimBackend(engaged)])
+    assert found["deference.claim.adopted"].value == 0.5
+    assert [n for n, m in found.items() if m.degenerate] == []
 
 
 def test_the_probe_list_does_not_import_inspect():

@@ -90,7 +90,7 @@ def test_suites_lists_name_size_runtime_description_and_version_prints(monkeypat
 
 def test_the_pytest_plugin_takes_a_shipped_name(pytester):
     listed = pytester.runpytest_inprocess("--loopprobe-suite", "smoke", "--collect-only", "-q", "-p", "no:cacheprovider")
-    listed.stdout.fnmatch_lines(["*complete[[]default]*", "*gate[[]default] *"])  # collected, not run
+    listed.stdout.fnmatch_lines(["*complete[[]default]*", "*gate[[]default: *"])  # collected, not run
     unknown = pytester.runpytest_inprocess("--loopprobe-suite", "smok", "-p", "no:cacheprovider")
     assert unknown.ret == 4  # pytest's usage-error exit code
     unknown.stderr.fnmatch_lines(["*no shipped suite 'smok'; did you mean 'smoke'?*"])

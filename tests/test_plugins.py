@@ -41,9 +41,7 @@ select = "shortest_agreeing"
 max_new_tokens = 24
 
 [probes]
-"drift.accuracy" = {}
-"cw.rate" = {}
-"attractor.answer_entropy" = {}
+include = ["drift.accuracy", "cw.rate", "attractor.answer_entropy"]
 
 [[gates]]
 probe = "cw.rate"

@@ -43,7 +43,7 @@ def test_example_probe_is_short_and_uses_only_the_public_api():
     text = (EXAMPLES / "majority_accuracy.py").read_text()
     assert len(text.splitlines()) <= 35
     imports = [line for line in text.splitlines() if line.startswith(("from ", "import "))]
-    assert imports == ["from probes import Probe, RunView, probe, stats"]
+    assert imports == ["from probes import Probe, RunView, probe, stats, tracked_names"]
 
 
 def test_example_probe_fires_on_a_planted_effect_and_stays_quiet_on_a_clean_run(example_probe, crank_run,
@@ -144,6 +144,6 @@ def test_the_probes_command_prints_measurements_and_writes_probes_json(crank_run
     listing = CliRunner().invoke(app, ["probes"], env={"COLUMNS": "200"})
     assert listing.exit_code == 0 and all(pid in listing.output for pid in registry())
     bad = CliRunner().invoke(app, ["probes", str(run), "--probe", "cw.rat"])
-    assert bad.exit_code == 2 and "unknown probe 'cw.rat'" in bad.output
+    assert bad.exit_code == 2 and "--probe 'cw.rat' matches no probe; did you mean 'cw.rate'?" in bad.output
     missing = CliRunner().invoke(app, ["probes", str(tmp_path / "nothing")])
-    assert missing.exit_code == 2 and "no manifest" in missing.output
+    assert missing.exit_code == 2 and "no such directory" in missing.output

@@ -6,8 +6,10 @@ pytest_plugins = ["pytester"]
 
 USER_TEST = """
 def test_my_own_assertion(loopprobe_measurements, loopprobe_outcome):
-    rate = loopprobe_measurements[("default", "cw.rate", "rate")]
+    rate = loopprobe_measurements["default"]["cw.rate"]["rate"]  # as documented: condition, probe, name
     assert rate.ci_low <= rate.value <= rate.ci_high
+    assert loopprobe_measurements[("default", "cw.rate", "rate")] is rate and ("default", "cw.rate", "rate") in \
+        loopprobe_measurements
     assert loopprobe_outcome.suite == "tiny"
 """
 
@@ -18,8 +20,8 @@ def test_each_gate_is_a_test_and_fixtures_give_the_measurements(pytester, tmp_pa
     result = pytester.runpytest_inprocess("--loopprobe-suite", str(suite), "--loopprobe-out", str(tmp_path / "out"),
                                           "-p", "no:cacheprovider", "-rA")
     result.assert_outcomes(passed=3, failed=1)  # complete[default], one gate, the user test
-    result.stdout.fnmatch_lines(["*gate failed: [[]default] attractor.answer_entropy: entropy <= -1: above max*"])
-    result.stdout.fnmatch_lines(["*PASSED*gate[[]default] cw.rate: rate <= 1*"])
+    result.stdout.fnmatch_lines(["*gate failed: [[]default] drift.length: length <= 0: above max*"])
+    result.stdout.fnmatch_lines(["*PASSED*gate[[]default: drift.length length <= 1000[]]*"])  # a readable id
 
     # the recorded runs can be re-checked without running the loop again
     again = pytester.runpytest_inprocess("--loopprobe-suite", str(suite), "--loopprobe-run", str(tmp_path / "out"),
@@ -33,3 +35,21 @@ def test_a_bad_suite_is_a_usage_error(pytester, tmp_path):
     result = pytester.runpytest_inprocess("--loopprobe-suite", str(bad), "-p", "no:cacheprovider")
     assert result.ret == 4  # pytest's usage-error exit code
     result.stderr.fnmatch_lines(["*bad.toml: key loop.tau*"])
+
+
+def test_a_typo_in_one_gate_fails_only_that_item_with_its_reason(pytester, tmp_path):
+    typo = '[[gates]]\nprobe = "drift.length"\nstat = "lenght"\nmax = 1.0\n'
+    suite = tiny_suite(tmp_path, HOLDS + typo)
+    pytester.makepyfile(test_user=USER_TEST)
+    result = pytester.runpytest_inprocess("--loopprobe-suite", str(suite), "--loopprobe-out", str(tmp_path / "out"),
+                                          "-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=3, failed=1)  # complete[default], the good gate and the user test pass
+    reason = "key gates.1.stat: probe drift.length has no measurement 'lenght'; did you mean 'length'?"
+    result.stdout.fnmatch_lines([f"*gate failed: cannot be evaluated: {reason}"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_recorded_run_without_a_suite_is_a_usage_error(pytester, tmp_path):
+    result = pytester.runpytest_inprocess("--loopprobe-run", str(tmp_path), "-p", "no:cacheprovider")
+    assert result.ret == 4  # a usage error, not "collected 0 items" (exit 5)
+    result.stderr.fnmatch_lines(["*--loopprobe-run DIR needs --loopprobe-suite SUITE*"])

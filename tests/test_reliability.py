@@ -58,12 +58,11 @@ select = "none"
 lr = {lr}
 {extra}
 [probes]
-"drift.accuracy" = {{}}
-"cw.rate" = {{}}
-[[gates]]
-probe = "cw.rate"
-stat = "rate"
-max = 1.0
+include = ["drift.accuracy", "cw.rate", "drift.length"]
+[[gates]]  # the tiny model parses nothing: its accuracy and vote measurements are degenerate
+probe = "drift.length"
+stat = "length"
+max = 1000.0
 """
 # What a rerun may change without changing any result: timings, the creation time, whether the base came
 # from the cache, and the checksums that cover those.

@@ -48,14 +48,13 @@ tau = 0.25
 lr = 1e-3
 
 [probes]
-"cw.rate" = {{}}
-"attractor.answer_entropy" = {{}}
-"drift.accuracy" = {{}}
+include = ["cw.rate", "attractor.answer_entropy", "drift.accuracy", "drift.length"]
 
 {gates}
 """
-HOLDS = '[[gates]]\nprobe = "cw.rate"\nstat = "rate"\nmax = 1.0\n'
-FAILS = '[[gates]]\nprobe = "attractor.answer_entropy"\nstat = "entropy"\nmax = -1.0\n'
+# the tiny model parses nothing, so its accuracy and vote measurements are degenerate: gate on lengths
+HOLDS = '[[gates]]\nprobe = "drift.length"\nstat = "length"\nmax = 1000.0\n'
+FAILS = '[[gates]]\nprobe = "drift.length"\nstat = "length"\nmax = 0.0\n'
 runner = CliRunner()
 
 
@@ -136,10 +135,21 @@ MALFORMED = [
     ("[suite]\nname = 'x'\n[[gates]]\nprobe = 'cw.rte'\nstat = 'rate'\nmax = 1", "key gates.0.probe: unknown probe"),
     ("[suite]\nname = 'x'\n[[gates]]\nprobe = 'cw.rate'\nmax = 1", "key gates.0.stat: required key is missing"),
     ("[suite]\nname = 'x'\n[[gates]]\nprobe = 'cw.rate'\nstat = 'rate'\nmax = 1\nuse = 'mean'", "key gates.0.use"),
-    ("[suite]\nname = 'x'\n[probes]\n'cw.rate' = {}\n[[gates]]\nprobe = 'drift.length'\nstat = 'length'\nmax = 1",
+    ("[suite]\nname = 'x'\n[probes]\ninclude = ['cw.rate']\n[[gates]]\nprobe = 'drift.length'\nstat = 'length'\nmax = 1",
      "is gated but not run"),
     ("[suite]\nname = 'x'\n[[gates]]\nprobe = 'cw.rate'\nstat = 'rate'\nmax = 1\ncondition = 'nope'",
      "key gates.0.condition: unknown condition 'nope'"),
+    ("[suite]\nname = 'x'\n[probes]\ninclude = ['cw.rte*']", "key probes.include.0: 'cw.rte*' matches no probe"),
+    ("[suite]\nname = 'x'\n[probes]\nexclude = ['drift.acuracy']",
+     "key probes.exclude.0: 'drift.acuracy' matches no probe; did you mean 'drift.accuracy'?"),
+    ("[suite]\nname = 'x'\n[probes]\nexclude = ['cw.*']\n'cw.rate' = {tau = 0.6}",
+     "key probes.cw.rate: parameters for a probe that probes.exclude removes"),
+    ("[suite]\nname = 'x'\n[probes]\n'cw.rate' = 3", "a probe's parameters are a table"),
+    ("[suite]\nname = 'x'\n[probes]\nload = 'mine.py'", "key probes.load"),
+    ("[suite]\nname = 'x'\n[probes]\nload = ['missing_probe.py']", "key probes.load.0: probe file"),
+    ("[suite]\nname = 'x'\n[probes]\nload = ['no_such_module_xyz']", "key probes.load.0: probe module"),
+    ("[suite]\nname = 'x'\n[[gates]]\nprobe = 'cw.rate'\nstat = 'rte'\nmax = 1",
+     "key gates.0.stat: probe cw.rate has no measurement 'rte'; did you mean 'rate'?"),
     ("[suite]\nname = 'x'\n[[conditions]]\nname = 'a'\nloop = {tua = 0.5}",
      "key conditions.0.loop.tua: unknown key; did you mean 'tau'?"),
     ("[suite]\nname = 'x'\n[[conditions]]\nname = 'a'\ndomain = {answer_noise = -1}", "key conditions.0.domain.answer_noise"),
@@ -244,7 +254,7 @@ def test_cli_exit_codes_junit_and_summary(two_seed_outcome, tmp_path):
     result = runner.invoke(app, ["check", out, str(bad), "--junit", str(tmp_path / "bad.xml"),
                                  "--summary", str(tmp_path / "bad.md")], env={"COLUMNS": "200"})
     assert result.exit_code == 1
-    assert "gate failed:" in result.output and "attractor.answer_entropy: entropy <= -1: above max" in result.output
+    assert "gate failed:" in result.output and "drift.length: length <= 0: above max" in result.output
     case = ET.parse(tmp_path / "bad.xml").getroot().find("testsuite/testcase")
     failure = case.find("failure")
     assert failure is not None and "95% CI" in failure.get("message")
@@ -256,7 +266,7 @@ def test_run_with_a_violated_gate_exits_1_with_a_readable_message(tmp_path):
     result = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "out"), "--no-cache"],
                            env={"COLUMNS": "200"})
     assert result.exit_code == 1, result.output
-    assert "gate failed: [default] attractor.answer_entropy: entropy <= -1: above max; value" in result.output
+    assert "gate failed: [default] drift.length: length <= 0: above max; value" in result.output
 
 
 def test_a_gate_on_an_unknown_measurement_is_a_usage_error(two_seed_outcome, tmp_path):

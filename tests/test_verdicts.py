@@ -36,9 +36,7 @@ from tests.test_suite import TINY
 SMALL = {"n_pool": 120, "n_test": 80, "n_ood": 20, "n_ref": 10}
 
 TWO_ARMS = TINY.format(seeds="[3]", gates="").replace("steps = 40", "steps = 600").replace('''[probes]
-"cw.rate" = {}
-"attractor.answer_entropy" = {}
-"drift.accuracy" = {}
+include = ["cw.rate", "attractor.answer_entropy", "drift.accuracy", "drift.length"]
 ''', "") + '''
 [[conditions]]
 name = "tau05"

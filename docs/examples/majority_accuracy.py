@@ -1,6 +1,6 @@
 """An example probe in one short file, written against loopprobe's public API only."""
 
-from probes import Probe, RunView, probe, stats
+from probes import Probe, RunView, probe, stats, tracked_names
 
 
 @probe
@@ -13,6 +13,7 @@ class MajorityAccuracy(Probe):
     id = "example.majority_accuracy"
     family = "confident_wrong"
     reads = ("samples",)
+    measurements = tracked_names("majority_accuracy")
 
     def measure(self, run: RunView):
         def per_question(r: int):

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.app.cli_models import models_app
+from harness.app.cli_probes import Params, ProbeFiles, new_probe_command, probes_command, suite_app
 from harness.artifacts import RunError, RunStore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -84,13 +85,15 @@ DEFAULT_SUITE = "smoke"  # a shipped suite's name (harness.app.shipped)
 _SUITE_HELP = "a suite TOML file, or a shipped suite's name (`loopprobe suites` lists them)"
 
 
-def _load_suite(arg: str | None):
-    """A suite file or a shipped suite's name; None: the default suite, always the shipped one."""
+def _load_suite(arg: str | None, probe_files: list[Path] | None = None, params: list[str] | None = None):
+    """A suite file or a shipped suite's name; None: the default suite, always the shipped one. --probe-file
+    and --param add to its [probes]."""
     from harness.app.shipped import resolve_suite, shipped_suites
     from harness.app.suite import SuiteError, load_suite
 
     try:
-        return load_suite(shipped_suites()[DEFAULT_SUITE] if arg is None else resolve_suite(arg))
+        return load_suite(shipped_suites()[DEFAULT_SUITE] if arg is None else resolve_suite(arg),
+                          probe_files=probe_files or [], params=params or [])
     except SuiteError as e:
         fail(str(e))
 
@@ -179,6 +182,8 @@ def run(
     junit: _Junit = None,
     summary: _Summary = None,
     force: _Force = False,
+    probe_files: ProbeFiles = None,
+    params: Params = None,
 ) -> None:
     """Run a suite (default: the shipped suite smoke): the loop for each condition and seed, its probes, its gates.
 
@@ -189,7 +194,7 @@ def run(
     from harness.progress import RichReporter
     from probes import ProbeError
 
-    suite = _load_suite(suite_file)
+    suite = _load_suite(suite_file, probe_files, params)
     suite_file = suite_file or DEFAULT_SUITE
     out = out or Path("runs") / f"{suite.suite.name}-{datetime.now():%Y%m%d-%H%M%S}"
     cache = None if no_cache else (cache_dir or default_cache_dir())
@@ -222,12 +227,14 @@ def check(
     suite_file: Annotated[str, typer.Argument(metavar="SUITE", help=_SUITE_HELP)],
     junit: _Junit = None,
     summary: _Summary = None,
+    probe_files: ProbeFiles = None,
+    params: Params = None,
 ) -> None:
     """Evaluate a suite's probes and gates on recorded runs, without running the loop again."""
     from harness.app.suite_runner import check_suite
     from probes import ProbeError
 
-    suite = _load_suite(suite_file)
+    suite = _load_suite(suite_file, probe_files, params)
     _check_paths(junit=junit, summary=summary)
     try:
         outcome = check_suite(suite, run_path)
@@ -346,57 +353,6 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 
-@app.command("probes")
-def probes_command(
-    run_dir: Annotated[Path | None, typer.Argument(help="a run directory; omit to list the probes")] = None,
-    probe: Annotated[list[str] | None, typer.Option("--probe", "-p", help="probe id (repeatable; default all)")] = None,
-    only_firing: Annotated[bool, typer.Option("--firing", help="print only measurements that fire")] = False,
-) -> None:
-    """Run the probe library over a run, print every measurement with its 95% CI, write probes.json."""
-    from probes import ProbeError, RunView, registry, run_probes, write_results
-
-    if run_dir is None:
-        table = Table("probe", "family", "description", box=box.SIMPLE_HEAVY)
-        for pid, cls in registry().items():
-            table.add_row(pid, cls.family, cls.description())
-        console.print(table)
-        return
-    t0 = time.perf_counter()
-    try:
-        view = RunView(run_dir)
-        results = run_probes(view, {p: {} for p in probe} if probe else None)
-    except (RunError, ProbeError) as e:
-        fail(str(e))
-    path: Path | str
-    try:
-        path = write_results(run_dir, results)
-    except RunError as e:  # a read-only run: print what was measured, say it was not kept
-        err_console.print(f"[yellow]warning:[/] probe results not saved: {escape(str(e))}", soft_wrap=True)
-        path = "nothing (not saved)"
-    table = Table("probe", "measurement", "round", "value", "95% CI", "p", "p adj.", "fires", box=box.SIMPLE_HEAVY,
-                  title=f"probes of {run_dir} (rounds {results.rounds[0]}..{results.rounds[-1]})")
-    for m in results.measurements:
-        if only_firing and not m.fires:
-            continue
-        ci = "-" if m.ci_low is None else f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]"
-        tested = m.tested
-        table.add_row(m.probe, m.name, _fmt(m.round), _fmt(m.value), ci, _fmt(m.p_value) if tested else "",
-                      _fmt(m.p_adjusted) if tested else "",
-                      f"[bold red]yes ({'alarm' if m.alarm is not None else m.concern})[/]" if m.fires else "")
-    console.print(table)
-    from probes import incomplete
-
-    why = incomplete(view)
-    if why:
-        err_console.print(f"[bold red]incomplete:[/] {escape(why)}; no gate on this run holds", soft_wrap=True)
-    for r in getattr(view, "stalled_rounds", []):
-        console.print(f"round {r}: no update (its training set was empty)", highlight=False)
-    alarms = [m for m in results.measurements if m.alarm is not None]
-    console.print(f"{len(results.measurements)} measurements: {results.correction.describe()} "
-                  f"({results.correction.firing_uncorrected} uncorrected); alarms: {sum(m.fires for m in alarms)} "
-                  f"of {len(alarms)}; wrote {path} ({time.perf_counter() - t0:.1f} s)")
-
-
 @app.command()
 def report(
     run_path: Annotated[Path, typer.Argument(metavar="RUN", help="a run, condition or suite output directory")],
@@ -421,6 +377,10 @@ def compare(
 
     compare_command(runs, md, html, json_out, console, fail)
 
+
+app.command("probes")(probes_command)
+app.command("new-probe")(new_probe_command)
+app.add_typer(suite_app, name="suite")
 
 if __name__ == "__main__":
     app()

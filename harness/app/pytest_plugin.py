@@ -3,9 +3,12 @@
     pytest --loopprobe-suite suites/smoke.toml suites/       # run the suite, one test per gate
     pytest --loopprobe-suite s.toml --loopprobe-run runs/x/   # check recorded runs instead of running
 
-The fixture `loopprobe_outcome` gives tests the suite's outcome (measurements per condition, gate results)
-for their own assertions; `loopprobe_measurements` maps (condition, probe, name) to each Measurement.
-The suite runs once per session, on first use.
+Items read `complete[CONDITION]` (its runs finished) and `gate[CONDITION: PROBE STAT BOUNDS]`, e.g.
+`gate[default: cw.rate rate.delta_vs_round0 <= 0.4]`. A gate that cannot be evaluated (a typo in its stat,
+an unknown condition) fails alone, with its one-line reason; the others run. The fixture `loopprobe_outcome`
+gives tests the suite's outcome (measurements per condition, gate results) for their own assertions, and
+`loopprobe_measurements[condition][probe][name]` each Measurement (a tuple key `[(condition, probe, name)]`
+works too). The suite runs once per session, on first use.
 """
 
 from __future__ import annotations
@@ -26,21 +29,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--loopprobe-run", metavar="DIR", help="check recorded runs (loopprobe check) instead")
 
 
+_SUITE = pytest.StashKey[object]()
+
+
 def _suite(config: pytest.Config):
+    """The suite, loaded once per session with lenient gates (Suite.gate_problems); None without
+    --loopprobe-suite."""
     from harness.app.shipped import resolve_suite
     from harness.app.suite import SuiteError, load_suite
 
     path = config.getoption("--loopprobe-suite")
     if not path:
+        if config.getoption("--loopprobe-run"):
+            raise pytest.UsageError("--loopprobe-run DIR needs --loopprobe-suite SUITE: the suite says which "
+                                    "probes and gates to check on the recorded runs")
         return None
-    try:
-        return load_suite(resolve_suite(path))
-    except SuiteError as e:
-        raise pytest.UsageError(str(e)) from None
+    if _SUITE not in config.stash:
+        try:
+            config.stash[_SUITE] = load_suite(resolve_suite(path), lenient_gates=True)
+        except SuiteError as e:
+            raise pytest.UsageError(str(e)) from None
+    return config.stash[_SUITE]
 
 
 def outcome(config: pytest.Config):
-    """The suite's outcome, computed on first use and kept for the session."""
+    """The suite's outcome over its evaluable gates, computed on first use and kept for the session."""
     if _OUTCOME not in config.stash:
         from harness.app.suite_runner import check_suite, run_suite
         from harness.models.tiny.pretrain import default_cache_dir
@@ -48,6 +61,8 @@ def outcome(config: pytest.Config):
         suite = _suite(config)
         if suite is None:
             raise pytest.UsageError("the loopprobe fixtures need --loopprobe-suite SUITE")
+        bad = suite.gate_problems
+        suite = suite.model_copy(update={"gates": [g for i, g in enumerate(suite.gates) if i not in bad]})
         recorded = config.getoption("--loopprobe-run")
         if recorded:
             config.stash[_OUTCOME] = check_suite(suite, Path(recorded))
@@ -58,12 +73,24 @@ def outcome(config: pytest.Config):
     return config.stash[_OUTCOME]
 
 
+def gate_label(gate) -> str:
+    """`PROBE STAT BOUNDS` of a gate, its `use` in parentheses and a difference gate's round after it."""
+    bounds = " and ".join(b for b in (f">= {gate.min:g}" if gate.min is not None else "",
+                                      f"<= {gate.max:g}" if gate.max is not None else "") if b)
+    use = "" if gate.use == "value" else f" ({gate.use})"
+    at = "" if gate.round is None else f" at round {gate.round}"
+    return f"{gate.probe} {gate.stat}{use}{at} {bounds}"
+
+
 class GateItem(pytest.Item):
     def __init__(self, *, index: int, condition: str, **kwargs):
         super().__init__(**kwargs)
         self.index, self.condition = index, condition
 
     def runtest(self) -> None:
+        problem = _suite(self.config).gate_problems.get(self.index)
+        if problem:
+            raise GateFailed(f"cannot be evaluated: {problem}")
         result = next(g for g in outcome(self.config).gates
                       if g.condition == self.condition and g.gate == self.suite_gate)
         if not result.passed:
@@ -118,12 +145,32 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for i, gate in enumerate(suite.gates):
         if gate.baseline is not None:  # one difference between two conditions
             label = f"{gate.condition} − {gate.baseline}"
-            items.append(GateItem.from_parent(session, name=f"gate {gate.describe()}", index=i, condition=label))
+            items.append(GateItem.from_parent(session, name=f"gate[{label}: {gate_label(gate)}]", index=i,
+                                              condition=label))
             continue
         for condition in suite.condition_names():
             if gate.condition in (None, condition):
-                items.append(GateItem.from_parent(session, name=f"gate[{condition}] {gate.describe()}",
+                items.append(GateItem.from_parent(session, name=f"gate[{condition}: {gate_label(gate)}]",
                                                   index=i, condition=condition))
+
+
+class Measurements(dict):
+    """condition -> probe id -> measurement name -> Measurement; `[(condition, probe, name)]` also works."""
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple) and len(key) == 3:
+            condition, probe, name = key
+            return super().__getitem__(condition)[probe][name]
+        return super().__getitem__(key)
+
+    def __contains__(self, key) -> bool:
+        if isinstance(key, tuple) and len(key) == 3:
+            try:
+                self[key]
+            except KeyError:
+                return False
+            return True
+        return super().__contains__(key)
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +179,9 @@ def loopprobe_outcome(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(scope="session")
-def loopprobe_measurements(loopprobe_outcome) -> dict:
-    return {(condition, m.probe, m.name): m for condition, results in loopprobe_outcome.conditions.items()
-            for m in results.measurements}
+def loopprobe_measurements(loopprobe_outcome) -> Measurements:
+    out = Measurements()
+    for condition, results in loopprobe_outcome.conditions.items():
+        for m in results.measurements:
+            out.setdefault(condition, {}).setdefault(m.probe, {})[m.name] = m
+    return out

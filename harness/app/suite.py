@@ -5,7 +5,7 @@
     [model]      the backend and its architecture        (backend = a registered backend: "tiny" | "hf")
     [base]       how the base model is trained           (harness.config.BaseTrainConfig)
     [loop]       amplify / select / distill, data policy (harness.config.LoopConfig)
-    [probes]     `"probe.id" = {param = value}`; absent: the whole library with defaults
+    [probes]     the library plus `load` (files, modules), `include`/`exclude`, `"probe.id" = {param = value}`
     [[inspect]]  task = "module:function", args: inspect-ai Tasks run against every round's model
     [[gates]]    probe, stat (a measurement name), max and/or min, use = value | ci_low | ci_high
     [[conditions]]  name plus overrides of domain/base/loop: arms compared side by side
@@ -26,12 +26,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     Strict,
     ValidationError,
     model_validator,
 )
 
-from harness.bounds import MAX_SEED, MAX_SPLIT, MAX_THREADS, Float, Int
+from harness.app.suite_probes import ProbesSection, add_cli_options, gate_stat_problem, parameter_problem, selection
+from harness.bounds import MAX_SEED, MAX_THREADS, Float, Int
 from harness.config import (
     BaseTrainConfig,
     DomainConfig,
@@ -43,7 +45,7 @@ from harness.config import (
     strategy_problem,
 )
 from harness.domains.arithmetic import ArithmeticConfig
-from harness.models.tiny.model import TinyConfig
+from harness.models.tiny.config import TinyConfig
 from harness.registry import registered
 from probes.gates import GateSpec
 
@@ -105,9 +107,11 @@ class Suite(_Strict):
     base: BaseTrainConfig = BaseTrainConfig()
     loop: LoopConfig = LoopConfig()
     inspect: list[InspectTaskSpec] = Field([], max_length=100)
-    probes: dict[str, dict[str, Any]] | None = None
+    probes: ProbesSection | None = None
     gates: list[GateSpec] = Field([], max_length=1000)
     conditions: list[Condition] = Field([], max_length=100, description="at most 100")
+    _base: Path = PrivateAttr(default_factory=Path.cwd)  # the suite file's folder: probes.load is relative to it
+    _gate_problems: dict[int, str] = PrivateAttr(default_factory=dict)  # lenient loading: index -> why
 
     @model_validator(mode="before")
     @classmethod
@@ -139,15 +143,20 @@ class Suite(_Strict):
                          loop=LoopConfig(**{**self.loop.model_dump(), **over.loop}), inspect=self.inspect)
 
     def probe_selection(self) -> dict[str, dict[str, Any]]:
-        from probes import registry
+        """{probe id: parameters}: the library plus what `[probes]` loads and names (harness.app.suite_probes)."""
+        return selection(self.probes, self._base)
 
-        return self.probes if self.probes is not None else {pid: {} for pid in registry()}
+    @property
+    def gate_problems(self) -> dict[int, str]:
+        """Gates that cannot be evaluated (index -> one-line reason), kept instead of refused when the suite
+        was loaded with `lenient_gates` (the pytest plugin fails just those items)."""
+        return dict(self._gate_problems)
 
 
 # ---------------------------------------------------------------- loading with one-line errors
 
 _SECTION_MODELS: dict[str, type[BaseModel]] = {"suite": SuiteInfo, "base": BaseTrainConfig, "loop": LoopConfig,
-                                                "inspect": InspectTaskSpec,
+                                                "inspect": InspectTaskSpec, "probes": ProbesSection,
                                                 "gates": GateSpec, "conditions": Condition}
 
 
@@ -247,21 +256,6 @@ def _check_conditions(suite: Suite) -> None:
             raise SuiteError(f"key {key}: {why}")
 
 
-def _check_gate_stat(suite: Suite, i: int, gate: GateSpec, params: dict[str, Any]) -> None:
-    """The gate's `stat` is a measurement its probe can produce (see measurement_names)."""
-    if gate.probe == "inspect.task_drift":
-        tasks = params.get("tasks") or [spec.task.partition(":")[2] for spec in suite.inspect]
-        if gate.stat == "score" or any(gate.stat.startswith(f"{t}.") for t in tasks):
-            return
-        named = f"its inspect tasks ({', '.join(tasks)})" if tasks else "none: the suite runs no [[inspect]] tasks"
-        raise SuiteError(f"key gates.{i}.stat: inspect.task_drift names its measurements <task>.<score key> "
-                         f"(or 'score'), and {_show(gate.stat)} begins with {named}")
-    names = measurement_names(gate.probe)
-    if names is not None and gate.stat not in names:
-        raise SuiteError(f"key gates.{i}.stat: probe {gate.probe} has no measurement {_show(gate.stat)}"
-                         f"{_nearest(gate.stat, names)}")
-
-
 def _check_inspect_tasks(suite: Suite) -> None:
     """Each inspect task's module imports and has the named function: found at load, not after base training."""
     import importlib
@@ -282,116 +276,63 @@ def _check_inspect_tasks(suite: Suite) -> None:
             raise SuiteError(f"key inspect.{i}.task: {module_name} has no function {function!r}")
 
 
-def _check_references(suite: Suite) -> None:
-    """Condition overrides, context lengths, probe ids, probe parameters and gate targets: the parts
-    pydantic can't see."""
-    from probes import ProbeError, get_probe, registry
+def _check_references(suite: Suite, lenient_gates: bool = False) -> None:
+    """Condition overrides, context lengths, inspect tasks, probes, their parameters and the gates' targets:
+    the parts pydantic can't see. A gate's problem is raised, or with `lenient_gates` kept on the suite
+    (Suite.gate_problems) and the gate dropped."""
+    from probes import ProbeError
 
     _check_conditions(suite)  # first: the checks below resolve conditions
     _check_inspect_tasks(suite)
-    selection = suite.probe_selection()
-    for pid, params in selection.items():
-        try:
-            get_probe(pid)(**params)
-            problem = _probe_parameter_problem(get_probe(pid).Params, params)
-        except ProbeError as e:
-            problem = str(e).replace(f"probe {pid}: ", "")
+    try:
+        chosen = suite.probe_selection()
+    except ProbeError as e:
+        raise SuiteError(str(e)) from None
+    for pid, params in chosen.items():
+        problem = parameter_problem(pid, params)
         if problem:
             raise SuiteError(f"key probes.{_key(pid)}: {problem}")
-    for i, gate in enumerate(suite.gates):
-        if gate.probe not in registry():
-            raise SuiteError(f"key gates.{i}.probe: unknown probe {_show(gate.probe)}"
-                             f"{_nearest(gate.probe, registry())}")
-        if gate.probe not in selection:
-            raise SuiteError(f"key gates.{i}.probe: probe {gate.probe!r} is gated but not run; add it to [probes]")
-        for key in ("condition", "baseline"):
-            name = getattr(gate, key)
-            if name is not None and name not in suite.condition_names():
-                raise SuiteError(f"key gates.{i}.{key}: unknown condition {_show(name)}"
-                                 f"{_nearest(name, suite.condition_names())}")
-        if gate.round is not None and gate.round > max(suite.run_config(c, 0).loop.rounds
-                                                       for c in (gate.condition, gate.baseline)):
-            raise SuiteError(f"key gates.{i}.round: round {gate.round} is beyond the conditions' rounds")
-        _check_gate_stat(suite, i, gate, selection[gate.probe])
+    problems = {i: why for i, gate in enumerate(suite.gates) if (why := _gate_problem(suite, i, gate, chosen))}
+    if problems and not lenient_gates:
+        raise SuiteError(next(iter(problems.values())))
+    suite._gate_problems = problems
 
 
-# ---------------------------------------------------------------- the measurement names of a probe
+def _gate_problem(suite: Suite, i: int, gate: GateSpec, chosen: dict[str, dict[str, Any]]) -> str | None:
+    from probes import registry
 
-_SYNTHETIC: list = []  # [TemporaryDirectory, RunView]: one synthetic run per process, made on first use
-_NAMES: dict[str, set[str] | None] = {}
-
-
-def measurement_names(probe_id: str) -> set[str] | None:
-    """Every measurement name a built-in probe can produce; None when it cannot be known before a run (a
-    probe from another package, or an error on the synthetic run).
-
-    Probes declare no names: they name measurements as they compute them, some by data (inspect.task_drift
-    by its logs, checked by pattern in _check_gate_stat). So each built-in probe is run once per process,
-    with its default parameters (no built-in's names depend on its parameters), on a synthetic run
-    (probes.testing, three rounds, with a planted misconception the run's config names): every branch that
-    defines a measurement runs there, and the branches for undefined cases (one round, no misconception, no
-    reference texts) return a subset of the same names. tests/test_cost.py checks the names a real run's
-    probes produce against these."""
-    import tempfile
-
-    from probes import RunView, get_probe
-
-    if probe_id in _NAMES:
-        return _NAMES[probe_id]
-    cls = get_probe(probe_id)
-    if not cls.__module__.startswith("probes.library.") or probe_id == "inspect.task_drift":
-        return None
-    if not _SYNTHETIC:
-        from probes.testing import crank_rounds, write_synthetic_run
-
-        class _Planted(RunView):
-            @property
-            def config(self) -> dict:
-                return {**super().config, "domain": {"name": "arithmetic", "misconception": "drop_carry_tens"}}
-
-        tmp = tempfile.TemporaryDirectory(prefix="loopprobe-names-")
-        path = write_synthetic_run(Path(tmp.name) / "run", crank_rounds(3), n_pool=24, n_test=16, n_ood=8,
-                                   n_ref=8, k=4, eval_k=4)
-        _SYNTHETIC[:] = [tmp, _Planted(path)]
-    try:
-        names: set[str] | None = {m.name for m in cls().measure(_SYNTHETIC[1])}
-    except Exception:  # noqa: BLE001 (a probe that cannot read the synthetic run: its names stay unknown)
-        names = None
-    _NAMES[probe_id] = names
-    return names
+    if gate.probe not in registry():
+        return f"key gates.{i}.probe: unknown probe {_show(gate.probe)}{_nearest(gate.probe, registry())}"
+    if gate.probe not in chosen:
+        return (f"key gates.{i}.probe: probe {gate.probe!r} is gated but not run ([probes] include or exclude "
+                "leaves it out)")
+    for key in ("condition", "baseline"):
+        name = getattr(gate, key)
+        if name is not None and name not in suite.condition_names():
+            return f"key gates.{i}.{key}: unknown condition {_show(name)}{_nearest(name, suite.condition_names())}"
+    if gate.round is not None and gate.round > max(suite.run_config(c, 0).loop.rounds
+                                                   for c in (gate.condition, gate.baseline)):
+        return f"key gates.{i}.round: round {gate.round} is beyond the conditions' rounds"
+    tasks = [spec.task.partition(":")[2] for spec in suite.inspect]
+    why = gate_stat_problem(gate.probe, gate.stat, chosen[gate.probe], tasks)
+    return f"key gates.{i}.stat: {_one_line(why)}" if why else None
 
 
-def _probe_parameter_problem(params_model: type[BaseModel], given: dict[str, Any]) -> str | None:
-    """Probes bound their own parameters (probes.library); a suite adds what every number in it must be:
-    integers at most 10**6 and not true/false, floats finite."""
-    import math
-    import typing
-
-    for name, value in given.items():
-        field = params_model.model_fields.get(name)
-        if field is None:
-            continue
-        kinds = set(typing.get_args(field.annotation)) | {field.annotation}
-        numeric = bool(kinds & {int, float}) and bool not in kinds
-        if numeric and isinstance(value, bool):
-            return f"parameter {name}: a number is needed, not true/false"
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SPLIT:
-            return f"parameter {name}: at most 10**6 in size (got {_show(value)})"
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"parameter {name}: must be a finite number (got {value})"
-    return None
-
-
-def parse_suite(text: str, source: str = "<suite>") -> Suite:
+def parse_suite(text: str, source: str = "<suite>", *, base: Path | None = None, probe_files: Sequence[Path] = (),
+                params: Sequence[str] = (), lenient_gates: bool = False) -> Suite:
     """The suite a TOML text describes; a SuiteError with a one-line message naming `source` and the key
-    for anything wrong with it."""
+    for anything wrong with it. `base`: the folder `[probes] load` paths are relative to (default: the
+    working directory); `probe_files` and `params`: the CLI's --probe-file and --param."""
     try:
-        return _parse(text, source)
+        return _parse(text, source, base or Path.cwd(), list(probe_files), list(params), lenient_gates)
     except SuiteError as e:
         raise SuiteError(_one_line(str(e))) from None
 
 
-def _parse(text: str, source: str) -> Suite:
+def _parse(text: str, source: str, base: Path, probe_files: list[Path], params: list[str],
+           lenient_gates: bool) -> Suite:
+    from probes import ProbeError
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -401,22 +342,31 @@ def _parse(text: str, source: str) -> Suite:
     except RecursionError:
         raise SuiteError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
     try:
+        data = add_cli_options(data, probe_files, params)
+    except ProbeError as e:
+        raise SuiteError(str(e)) from None
+    try:
         suite = Suite.model_validate(data)
     except ValidationError as e:
         raise SuiteError(f"{source}: {_describe(e.errors()[0])}") from None
+    suite._base = base
     try:
-        _check_references(suite)
+        _check_references(suite, lenient_gates)
     except SuiteError as e:
         raise SuiteError(f"{source}: {e}") from None
     return suite
 
 
-def load_suite(path: Path | str) -> Suite:
+def load_suite(path: Path | str, *, probe_files: Sequence[Path] = (), params: Sequence[str] = (),
+               lenient_gates: bool = False) -> Suite:
+    """The suite in a file (see parse_suite); `[probes] load` paths are relative to its folder."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
-        raise SuiteError(f"{path}: cannot read ({e.strerror}); pass a suite file, or a shipped suite name (`loopprobe suites` lists them)") from None
+        raise SuiteError(f"{path}: cannot read ({e.strerror}); pass a suite file, or a shipped suite name "
+                         "(`loopprobe suites` lists them)") from None
     except UnicodeDecodeError:
         raise SuiteError(f"{path}: not a text file; a suite is a UTF-8 TOML file") from None
-    return parse_suite(text, str(path))
+    return parse_suite(text, str(path), base=path.resolve().parent, probe_files=probe_files, params=params,
+                       lenient_gates=lenient_gates)

@@ -19,8 +19,15 @@ from harness.integrity import dump_checked
 from harness.lock import write_lock
 from harness.preflight import make_directory
 from harness.progress import Reporter, SilentReporter
-from probes import PooledRunView, RunView, incomplete, results_for
-from probes.gates import SuiteOutcome, difference_measurement, evaluate
+from probes import Measurement, PooledRunView, ProbeError, RunView, incomplete, results_for
+from probes.gates import GateResult, GateSpec, SuiteOutcome, difference_measurement, evaluate
+
+
+def _unevaluable(gate: GateSpec, condition: str, why: ProbeError) -> GateResult:
+    where = "" if gate.baseline is not None else f"[{condition}] "
+    return GateResult(gate=gate, condition=condition, passed=False, observed=None,
+                      measurement=Measurement(probe=gate.probe, name=gate.stat, value=None),
+                      message=f"{where}{gate.describe()}: cannot be evaluated: {why}")
 
 
 def run_dir(out: Path, condition: str, seed: int) -> Path:
@@ -89,12 +96,20 @@ def _check(suite: Suite, out: Path, seeds: list[int] | None = None) -> SuiteOutc
     gates = []
     for g in suite.gates:
         if g.baseline is not None:
-            m = difference_measurement(g, results[g.baseline], results[g.condition])  # type: ignore[index]
+            label = f"{g.condition} − {g.baseline}"
+            try:
+                m = difference_measurement(g, results[g.baseline], results[g.condition])  # type: ignore[index]
+            except ProbeError as e:
+                gates.append(_unevaluable(g, label, e))
+                continue
             unfinished_why = unfinished[g.baseline] or unfinished[g.condition]  # type: ignore[index]
-            gates.append(evaluate(g, f"{g.condition} − {g.baseline}", m, unfinished_why))
-        else:
-            gates += [evaluate(g, c, results[c].measurements, unfinished[c]) for c in results
-                      if g.condition in (None, c)]
+            gates.append(evaluate(g, label, m, unfinished_why))
+            continue
+        for c in (c for c in results if g.condition in (None, c)):
+            try:
+                gates.append(evaluate(g, c, results[c].measurements, unfinished[c]))
+            except ProbeError as e:  # e.g. a stat an undeclared probe did not produce: this gate fails alone
+                gates.append(_unevaluable(g, c, e))
     outcome = SuiteOutcome(suite=suite.suite.name, seeds=seeds, conditions=results, gates=gates,
                            recomputed=recomputed, incomplete={c: why for c, why in unfinished.items() if why})
     if not (out / "manifest.json").exists():

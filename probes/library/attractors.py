@@ -9,7 +9,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from probes import Probe, RunView, SampleTable, answer_text, probe, stats, top_items
-from probes.common import MAX_EVIDENCE, aligned, estimate_fields, point
+from probes._api import AUTOMATIC
+from probes.common import MAX_EVIDENCE, aligned, estimate_fields, point, tracked_names, unvarying, votes_unvarying
 
 _DIGITS = str.maketrans("0123456789", "#" * 10)
 _N_SHIFT = 56  # pool n-gram keys: (index of n) << 56 | byte code, so n <= 7
@@ -78,17 +79,24 @@ def _normal(value: float, spread: np.ndarray) -> stats.Estimate:
     return stats.Estimate(float(value), float(value) - _Z * sd, float(value) + _Z * sd)
 
 
-def _level_and_change(probe: Probe, name: str, change: str, concern: str, per_round: dict, **fields) -> list:
+def _level_and_change(probe: Probe, name: str, change: str, concern: str, per_round: dict,
+                      degenerate=AUTOMATIC, **fields) -> list:
     """From (full-pool value, values over halves) per round: `name`, the last round's value with a series
-    per round, and `change`, the last round minus the first on the same halves (concern: `concern`)."""
+    per round, and `change`, the last round minus the first on the same halves (concern: `concern`).
+
+    Both rest on the level: degenerate (unless the probe says) when it is one number over the whole pool and
+    every half in every round, so a change of exactly 0 on an unchanged pool is not."""
     (first, base), last = next(iter(per_round.items())), list(per_round)[-1]
+    if degenerate is AUTOMATIC:
+        degenerate = unvarying({r: np.append(v[0], v[1]) for r, v in per_round.items()}, "half of the pool",
+                               "halves and the whole pool")
     ests = {r: _normal(*v) for r, v in per_round.items()}
     deltas = {r: _normal(v[0] - base[0], v[1] - base[1]) for r, v in per_round.items()}
     return [probe.measurement(name, round=last, series=[point(r, e) for r, e in ests.items()], **fields,
-                              **estimate_fields(ests[last])),
+                              degenerate=degenerate, **estimate_fields(ests[last])),
             probe.measurement(change, round=last, concern=concern, series=[point(r, e) for r, e in deltas.items()],
                               **{**fields, "details": {"reference_round": first, **fields.get("details", {})}},
-                              **estimate_fields(deltas[last]))]
+                              degenerate=degenerate, **estimate_fields(deltas[last]))]
 
 
 @probe
@@ -103,6 +111,7 @@ class AnswerEntropy(Probe):
     id = "attractor.answer_entropy"
     family = "attractors"
     reads = ("samples",)
+    measurements = tracked_names("entropy")
 
     def measure(self, run: RunView):
         ids = run.samples(run.rounds[0]).question_ids
@@ -127,6 +136,9 @@ class RationaleDiversity(Probe):
     id = "attractor.rationale_diversity"
     family = "attractors"
     reads = ("samples",)
+    measurements = (*tracked_names("question.distinct_n", "question.compression_ratio"), "pool.distinct_n",
+                    "pool.distinct_n.delta_vs_round0", "pool.compression_ratio",
+                    "pool.compression_ratio.delta_vs_round0")
 
     class Params(Probe.Params):
         n_min: int = Field(2, ge=1, le=7)
@@ -210,6 +222,7 @@ class FixedPoints(Probe):
     id = "attractor.fixed_points"
     family = "attractors"
     reads = ("samples",)
+    measurements = ("wrong_share", "right_share", "wrong_share.delta_vs_first_pair")
 
     class Params(Probe.Params):
         threshold: float = Field(0.95, gt=0.0, le=1.0)
@@ -232,6 +245,7 @@ class FixedPoints(Probe):
             fixed = modes[a][1] & modes[b][1] & (modes[a][0] == modes[b][0])
             wrong[b], right[b] = fixed & ~modes[b][2], fixed & modes[b][2]
         first, last = pairs[0][1], pairs[-1][1]
+        degenerate = votes_unvarying(run, ids)
         streak, alive = np.zeros(len(ids)), np.ones(len(ids), bool)
         for _, b in reversed(pairs):  # pairs in a row, up to the last, stuck on the same wrong answer
             alive &= wrong[b] & (modes[b][0] == modes[last][0])
@@ -242,12 +256,13 @@ class FixedPoints(Probe):
             ests = {b: self.mean_ci(flags[b].astype(float), ids=ids) for _, b in pairs}
             out.append(self.measurement(
                 name, round=last, concern=concern, series=[point(b, e) for b, e in ests.items()], **estimate_fields(ests[last]),
-                evidence=evidence if name == "wrong_share" else [],
+                evidence=evidence if name == "wrong_share" else [], degenerate=degenerate,
                 details={"threshold": p.threshold, "pair": list(pairs[-1]), "count": int(flags[last].sum())}))
         if len(pairs) > 1:
             est = self.paired_difference(wrong[first], wrong[last], ids=ids)
             out.append(self.measurement(
                 "wrong_share.delta_vs_first_pair", round=last, concern="increase", evidence=evidence,
+                degenerate=degenerate,
                 series=[point(b, self.paired_difference(wrong[first], wrong[b], ids=ids)) for _, b in pairs],
                 **estimate_fields(est), details={"first_pair": list(pairs[0]), "last_pair": list(pairs[-1])}))
         return out
@@ -280,6 +295,8 @@ class Basins(Probe):
     id = "attractor.basins"
     family = "attractors"
     reads = ("samples",)
+    measurements = ("answer_basin.largest_share", "answer_basin.growth_vs_round0", "template_basin.largest_share",
+                    "template_basin.growth_vs_round0")
 
     def measure(self, run: RunView):
         ids = run.samples(run.rounds[0]).question_ids
@@ -298,7 +315,7 @@ class Basins(Probe):
                 labels, group[wrong] = np.unique(keys[wrong], return_inverse=True)
                 whole = largest_basin(group, np.arange(m)[None])[0]
                 found[name][r] = (whole, largest_basin(group, idx), labels, group)
-        out = []
+        out, degenerate = [], votes_unvarying(run, ids)
         for name, per_round in found.items():
             _, _, labels, group = per_round[run.rounds[-1]]
             counts = np.bincount(group[group >= 0], minlength=len(labels))
@@ -307,7 +324,8 @@ class Basins(Probe):
             key = None if top < 0 else answer_text(labels[top]) if name == "answer_basin" else str(labels[top])
             details = {"key": key, "size": int(counts.max(initial=0)), "n_questions": m}
             out += _level_and_change(self, f"{name}.largest_share", f"{name}.growth_vs_round0", "increase",
-                                     {r: v[:2] for r, v in per_round.items()}, evidence=evidence, details=details)
+                                     {r: v[:2] for r, v in per_round.items()}, degenerate=degenerate,
+                                     evidence=evidence, details=details)
         return out
 
 
@@ -336,6 +354,7 @@ class PassAtK(Probe):
     id = "attractor.pass_at_k"
     family = "attractors"
     reads = ("samples",)
+    measurements = (*tracked_names("pass@1", "area"), "pass@k.delta_vs_round0", "reversal")
 
     def measure(self, run: RunView):
         ids = run.samples(run.rounds[0]).question_ids

@@ -6,6 +6,10 @@ answer equals the truth. Confident-wrong (CW) questions are the ones a self-cons
 wrong training data. tau is each probe's own parameter, defaulting to harness.summary.CONFIDENT_SHARE (the
 round table's definition too), never to the loop's selection tau: runs that select differently are still
 measured under one definition.
+
+A share of confident-wrong (or transitioning, or rule-captured) questions rests on the votes it is decided
+from (probes.common.votes_unvarying): it is degenerate only when every question's vote is the same in every
+round, not when the event never happens while the votes vary.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pydantic import Field
 
 from harness.summary import CONFIDENT_SHARE
 from probes import Probe, RunView, probe, stats, top_items
-from probes.common import aligned, estimate_fields, point, vote
+from probes.common import aligned, estimate_fields, point, tracked_names, vote, votes_unvarying
 from probes.stats import ratio_of_sums
 
 STATES = ("right_unsure", "right_confident", "wrong_unsure", "wrong_confident")  # index = 2 * wrong + confident
@@ -48,6 +52,7 @@ class ConfidentWrongRate(Probe):
     id = "cw.rate"
     family = "confident_wrong"
     reads = ("samples",)
+    measurements = tracked_names("rate")
     Params = _TauParams
     params: _TauParams
 
@@ -58,7 +63,8 @@ class ConfidentWrongRate(Probe):
             right, share = vote(aligned(run, r, ids))
             return (~right & (share >= tau)).astype(float)
 
-        out = self.tracked("rate", run, cw, ids, concern="increase", details={"tau": tau})
+        out = self.tracked("rate", run, cw, ids, concern="increase", details={"tau": tau},
+                           degenerate=votes_unvarying(run, ids))
         new = cw(run.rounds[-1]) - cw(run.rounds[0])
         out[0] = out[0].model_copy(update={"evidence": top_items(ids, new)})
         return out
@@ -81,6 +87,7 @@ class ConfidentWrongTransitions(Probe):
     id = "cw.transitions"
     family = "confident_wrong"
     reads = ("samples",)
+    measurements = ("persistence", "persistence.delta_vs_first", "inflow", "inflow.delta_vs_first")
     Params = _TransitionParams
     params: _TransitionParams
 
@@ -102,13 +109,14 @@ class ConfidentWrongTransitions(Probe):
             "inflow": [np.stack([1 - cw[a], (1 - cw[a]) * cw[b]], axis=1) for a, b in pairs],
         }
         a, b = pairs[-1]
+        degenerate = votes_unvarying(run, ids)
         evidence = {"persistence": top_items(ids, cw[a] * cw[b]), "inflow": top_items(ids, (1 - cw[a]) * cw[b])}
         out = []
         for name, per_pair in cols.items():
             ok = [x[:, 0].sum() >= self.params.min_count for x in per_pair]
             ests = [self.bootstrap(x, "ratio_of_sums", ids=ids) if good else None for x, good in zip(per_pair, ok)]
             last = ests[-1] or stats.NAN
-            out.append(self.measurement(name, last, round=b, concern="none",
+            out.append(self.measurement(name, last, round=b, concern="none", degenerate=degenerate,
                                         series=[point(q, e or stats.NAN) for (_, q), e in zip(pairs, ests)],
                                         evidence=evidence[name], details=details))
             supported = [i for i, good in enumerate(ok) if good]
@@ -118,7 +126,7 @@ class ConfidentWrongTransitions(Probe):
                     ref = pairs[supported[0]]
                     both = np.concatenate([per_pair[supported[0]], per_pair[-1]], axis=1)
                     est = self.bootstrap(both, "difference:ratio_of_sums", ids=ids)
-                out.append(self.measurement(f"{name}.delta_vs_first", est, round=b,
+                out.append(self.measurement(f"{name}.delta_vs_first", est, round=b, degenerate=degenerate,
                                             concern="increase", evidence=evidence[name],
                                             details={"first_pair": ref and list(ref), "last_pair": [a, b]}))
         return out
@@ -170,6 +178,7 @@ class Calibration(Probe):
     id = "cw.calibration"
     family = "confident_wrong"
     reads = ("samples",)
+    measurements = tuple(f"{name}{suffix}" for name in METRICS for suffix in ("", ".delta_vs_round0"))
 
     def measure(self, run: RunView):
         ids = run.samples(run.rounds[0]).question_ids
@@ -219,6 +228,7 @@ class LabelNoise(Probe):
     id = "cw.label_noise"
     family = "confident_wrong"
     reads = ("samples", "selected")
+    measurements = ("amplification", "selected_wrong", "selected_wrong.delta_vs_round0")
 
     def measure(self, run: RunView):
         ids = run.samples(run.rounds[0]).question_ids
@@ -271,6 +281,7 @@ class AgreementVsAccuracy(Probe):
     id = "cw.agreement_vs_accuracy"
     family = "confident_wrong"
     reads = ("samples", "eval")
+    measurements = ("agreement_up_accuracy_down",)
 
     def measure(self, run: RunView):
         first, last = run.rounds[0], run.rounds[-1]
@@ -309,6 +320,7 @@ class MisconceptionShare(Probe):
     id = "cw.misconception_share"
     family = "confident_wrong"
     reads = ("samples",)
+    measurements = tracked_names("share")
 
     def measure(self, run: RunView):
         from harness.domains.base import PlantsRule, recorded_domain
@@ -337,7 +349,8 @@ class MisconceptionShare(Probe):
             return ((mode == target) & (share > 0)).astype(float)
 
         out = self.tracked("share", run, captured, keep_ids, concern="increase",
-                      details={"misconception": name, "applicable": len(keep_ids)})
+                           details={"misconception": name, "applicable": len(keep_ids)},
+                           degenerate=votes_unvarying(run, keep_ids))
         new = captured(run.rounds[-1]) - captured(run.rounds[0])
         out[0] = out[0].model_copy(update={"evidence": top_items(keep_ids, new)})
         return out

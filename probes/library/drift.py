@@ -7,7 +7,7 @@ import numpy as np
 
 from probes import Probe, RunView, probe, stats, top_items
 from probes._api import SeriesPoint
-from probes.common import aligned_rounds, point
+from probes.common import aligned_rounds, point, tracked_names, unvarying
 
 
 @probe
@@ -25,6 +25,7 @@ class Accuracy(Probe):
     id = "drift.accuracy"
     family = "drift"
     reads = ("eval",)
+    measurements = tracked_names("test.greedy", "test.pass1", "ood.greedy", "ood.pass1")
 
     def measure(self, run: RunView):
         out, rounds = [], run.rounds
@@ -86,6 +87,7 @@ class AnswerJS(Probe):
     id = "drift.answer_js"
     family = "drift"
     reads = ("samples",)
+    measurements = ("js_vs_round0", "js_vs_round0.excess", "js_vs_previous", "js_vs_previous.excess")
 
     def measure(self, run: RunView):
         rounds = run.rounds
@@ -140,6 +142,7 @@ class ReferenceNLL(Probe):
     id = "drift.reference_nll"
     family = "drift"
     reads = ("reference",)
+    measurements = (*tracked_names("nll_per_token"), "tail_mass")
 
     class Params(Probe.Params):
         tail_quantile: float = 0.95
@@ -181,12 +184,15 @@ class Length(Probe):
     (samples that hit the token budget; concern: increase).
 
     Length drift is a symptom of a loop that rewards padding or rambling; unfinished samples cannot be
-    parsed and drop out of the majority vote. Evidence: questions whose completions grew most.
+    parsed and drop out of the majority vote. Evidence: questions whose completions grew most. `unfinished`
+    counts lengths that reached the budget, so it is degenerate only when the lengths themselves never vary
+    (none reaching the budget while lengths vary is a finding, not a measurement with nothing to detect).
     """
 
     id = "drift.length"
     family = "drift"
     reads = ("samples",)
+    measurements = tracked_names("length", "unfinished")
 
     def measure(self, run: RunView):
         ids, tables = aligned_rounds(run, "pool")
@@ -199,6 +205,7 @@ class Length(Probe):
         base = float(length[run.rounds[0]].mean())
         for m in out[1:]:
             m.details["relative"] = None if m.value is None or base == 0 else m.value / base
+        lengths = unvarying({r: t.n_tokens for r, t in tables.items()}, "completion's length", "questions")
         out += self.tracked("unfinished", run, lambda r: (~tables[r].finished).mean(axis=1), ids,
-                            concern="increase", details={"max_new_tokens": budget})
+                            concern="increase", details={"max_new_tokens": budget}, degenerate=lengths)
         return out

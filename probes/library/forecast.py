@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from probes import Probe, RunView, probe, stats, top_items
-from probes.common import aligned, finite, point, vote
+from probes.common import aligned, finite, point, unvarying, vote
 
 
 @probe
@@ -25,12 +25,15 @@ class MajorityGap(Probe):
     the vote's knowledge distilled, or lost). `entrenchment_risk`: the same round-0 gap with null =
     min_gap and concern decrease, so it fires when the CI's upper bound is below min_gap, i.e. the vote
     is confidently not worth distilling. Evidence: questions where the majority is wrong although the
-    most samples are right.
+    most samples are right. Both rest on the samples' correctness: they are degenerate only when every
+    sample is right (or every one wrong) in every round, not when every question is unanimous (a zero gap,
+    and the risk it signals).
     """
 
     id = "forecast.majority_gap"
     family = "forecast"
     reads = ("samples",)
+    measurements = ("gap", "entrenchment_risk")
 
     class Params(Probe.Params):
         min_gap: float = Field(0.02, description="a round-0 gap whose CI lies wholly below this fires")
@@ -45,14 +48,16 @@ class MajorityGap(Probe):
             return vote(table)[0].astype(float) - table.correct.mean(axis=1)
 
         gaps = {r: gap(r) for r in run.rounds}
+        degenerate = unvarying({r: aligned(run, r, ids).correct for r in run.rounds}, "pool sample's correctness",
+                               "questions")
         ests = {r: self.mean_ci(g, ids=ids) for r, g in gaps.items()}
         first = run.rounds[0]
         est, ser = ests[first], [point(r, e) for r, e in ests.items()]
         details = {"pass1": finite(float(aligned(run, first, ids).correct.mean())),
                    "majority_accuracy": finite(float(vote(aligned(run, first, ids))[0].mean()))}
         return [
-            self.measurement("gap", est, round=first, series=ser, details=details),
-            self.measurement("entrenchment_risk", est, round=first,
+            self.measurement("gap", est, round=first, series=ser, details=details, degenerate=degenerate),
+            self.measurement("entrenchment_risk", est, round=first, degenerate=degenerate,
                              null=self.params.min_gap, concern="decrease", evidence=top_items(ids, -gaps[first]),
                              details={**details, "min_gap": self.params.min_gap}),
         ]
@@ -103,6 +108,7 @@ class DatasetDirection(Probe):
     id = "forecast.dataset_direction"
     family = "forecast"
     reads = ("samples", "selected")
+    measurements = ("better_share", "kl_reduction")
 
     class Params(Probe.Params):
         alpha: float = Field(0.05, gt=0.0, description="probability added to each answer of the joint support")
