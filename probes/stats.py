@@ -22,6 +22,9 @@ from typing import cast
 
 import numpy as np
 
+from probes import _resample
+from probes._resample import SumForm
+
 N_BOOT = 2000
 ALPHA = 0.05
 Z95 = 1.959963984540054
@@ -79,6 +82,24 @@ def _mean_difference(x: np.ndarray) -> np.ndarray:
 def ratio_of_sums(x: np.ndarray) -> np.ndarray:
     """Sum of column 1 / sum of column 0 over items (NaN where the denominator is 0)."""
     return _ratio(x[..., 1].sum(axis=1), x[..., 0].sum(axis=1))
+
+
+def sum_form(name: str, features: Callable[[np.ndarray, np.ndarray], np.ndarray],
+             combine: Callable[..., np.ndarray]) -> None:
+    """Say that the registered statistic `name` is `combine(S, n)` of S, the sums over a resample of
+    `features(columns, drawn)` (see probes._resample.SumForm): its bootstrap then needs no [B, n, c] stack
+    when those sums are exact. `combine` must give the statistic's floats exactly."""
+    _resample.SUM_FORMS[name] = SumForm(features, combine)
+
+
+sum_form("ratio_of_sums", lambda x, drawn: x[:, :2], lambda s, n: _ratio(s[:, 1], s[:, 0]))
+
+
+def _resampled(values: np.ndarray, name: str, params: Mapping, n_boot: int, seed: int) -> np.ndarray | None:
+    if values.shape[0] < _resample.MIN_ITEMS:
+        return None
+    return _resample.resampled(values, name, params, resample_indices(values.shape[0], n_boot, seed=seed),
+                               (values.shape[0], n_boot, seed), DIFFERENCE)
 
 
 @dataclass(frozen=True)
@@ -176,11 +197,13 @@ def bootstrap(values: np.ndarray, statistic: str | Statistic | None = None, n_bo
         return NAN if items is None else Estimate(NAN.value, NAN.ci_low, NAN.ci_high, items)
     per_item = _item_means(statistic, values) if named else None  # type: ignore[arg-type]
     if per_item is not None:
-        point, boots = float(per_item.mean()), per_item[resample_indices(n, n_boot, seed=seed)].mean(axis=1)
-        return percentile_interval(point, boots, alpha, items)
+        boots = _resample.means(per_item, resample_indices(n, n_boot, seed=seed), (n, n_boot, seed))
+        return percentile_interval(float(per_item.mean()), boots, alpha, items)
     stat = _resolve(statistic, params)
     point = float(np.asarray(stat(values[None]))[0])
-    boots = np.asarray(stat(values[resample_indices(n, n_boot, seed=seed)]), dtype=float)
+    fast = _resampled(values, statistic, params or {}, n_boot, seed) if named else None  # type: ignore[arg-type]
+    boots = fast if fast is not None else np.asarray(stat(values[resample_indices(n, n_boot, seed=seed)]),
+                                                      dtype=float)
     return percentile_interval(point, boots, alpha, items)
 
 
@@ -190,7 +213,7 @@ def bootstrap_many(values: np.ndarray, statistics: dict[str, str | Statistic | N
     as None, or with no finite resample, is undefined: its estimate is NAN."""
     values = np.asarray(values, dtype=float)
     n = values.shape[0]
-    stack = values[resample_indices(n, n_boot, seed=seed)] if n else None
+    stack = None  # the [B, n, c] resamples, built once if a statistic needs them
     out = {}
     for name, f in statistics.items():
         if f is None or not n:
@@ -198,7 +221,10 @@ def bootstrap_many(values: np.ndarray, statistics: dict[str, str | Statistic | N
             continue
         stat = _resolve(f, None)
         items = ItemValues(tuple(ids), _columns(values), f) if isinstance(f, str) and ids is not None else None
-        boots = np.asarray(stat(stack), dtype=float)
+        boots = _resampled(values, f, {}, n_boot, seed) if isinstance(f, str) else None
+        if boots is None:
+            stack = values[resample_indices(n, n_boot, seed=seed)] if stack is None else stack
+            boots = np.asarray(stat(stack), dtype=float)
         out[name] = percentile_interval(float(np.asarray(stat(values[None]))[0]), boots, alpha, items)
     return out
 

@@ -154,14 +154,43 @@ def _auroc(level: np.ndarray, correct: np.ndarray) -> np.ndarray:
     flat = (level.astype(int) + L * np.arange(B)[:, None]).ravel()
     pos = np.bincount(flat, weights=correct.ravel(), minlength=B * L).reshape(B, L)
     neg = np.bincount(flat, weights=(1 - correct).ravel(), minlength=B * L).reshape(B, L)
+    return _auroc_of_counts(pos, neg)
+
+
+def _auroc_of_counts(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """AUROC from [B, L] counts of right and wrong items per score level."""
     below = np.cumsum(neg, axis=1) - neg
     return _ratio((pos * (below + 0.5 * neg)).sum(axis=1), pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def _one_hot(at: np.ndarray, values: np.ndarray, width: int) -> np.ndarray:
+    """[n, width]: values[i] in column at[i] (rows with at[i] >= width stay 0)."""
+    out = np.zeros((len(at), width))
+    keep = at < width
+    out[np.flatnonzero(keep), at[keep]] = values[keep]
+    return out
+
+
+def _auroc_features(x: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """Right and wrong indicators by level, [n, 2L]; L as `_auroc` takes it, from the levels resamples draw."""
+    level, correct = x[:, 2].astype(int), x[:, 1]
+    width = int(x[drawn, 2].max()) + 1 if drawn.any() else 1
+    return np.concatenate([_one_hot(level, correct, width), _one_hot(level, 1 - correct, width)], axis=1)
+
+
+def _ece_features(x: np.ndarray, drawn: np.ndarray, bins: int = 10) -> np.ndarray:
+    conf, correct = x[:, 0], x[:, 1]
+    return _one_hot(np.minimum((conf * bins).astype(int), bins - 1), conf - correct, bins)
 
 
 # Over item columns (vote share, majority right, share level): registered so comparisons recompute them.
 stats.statistic("ece")(lambda x: _ece(x[..., 0], x[..., 1]))
 stats.statistic("brier")(lambda x: _brier(x[..., 0], x[..., 1]))
 stats.statistic("auroc")(lambda x: _auroc(x[..., 2], x[..., 1]))
+# The same from sums over each resample (probes._resample: exact, so the same floats, without the stack).
+stats.sum_form("ece", _ece_features, lambda s, n: np.abs(s).sum(axis=1) / max(n, 1))
+stats.sum_form("brier", lambda x, drawn: ((x[:, 0] - x[:, 1]) ** 2)[:, None], lambda s, n: s[:, 0] / n)
+stats.sum_form("auroc", _auroc_features, lambda s, n: _auroc_of_counts(s[:, :s.shape[1] // 2], s[:, s.shape[1] // 2:]))
 METRICS = {"ece": "increase", "brier": "increase", "auroc": "decrease"}
 
 
@@ -212,6 +241,10 @@ class Calibration(Probe):
 def selection_amplification(x: np.ndarray) -> np.ndarray:
     """Columns (selected, selected wrong, samples, wrong): wrong share of the selected over that of all samples."""
     return _ratio(ratio_of_sums(x[..., :2]), ratio_of_sums(x[..., 2:4]))
+
+
+stats.sum_form("selection_amplification", lambda x, drawn: x[:, :4],
+               lambda s, n: _ratio(_ratio(s[:, 1], s[:, 0]), _ratio(s[:, 3], s[:, 2])))
 
 
 @probe
