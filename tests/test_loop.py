@@ -88,5 +88,6 @@ def test_second_run_reuses_the_cached_base_model(tmp_path):
     m1 = json.loads((tmp_path / "r1/manifest.json").read_text())["base_model"]
     m2 = json.loads((tmp_path / "r2/manifest.json").read_text())["base_model"]
     assert (m1["cached"], m2["cached"]) == (False, True) and m1["key"] == m2["key"]
-    assert m1["val_accuracy"] == m2["val_accuracy"] and len(list((tmp_path / "cache").iterdir())) == 1
+    entries = [p.name for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]  # less lock files
+    assert m1["val_accuracy"] == m2["val_accuracy"] and entries == [m1["key"]]
     assert (tmp_path / "r1/round-000/samples.jsonl").read_bytes() == (tmp_path / "r2/round-000/samples.jsonl").read_bytes()

@@ -184,6 +184,11 @@ def run(
     force: _Force = False,
     probe_files: ProbeFiles = None,
     params: Params = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="run conditions x seeds in this many single-thread "
+                                                             "processes (same artifacts as one)")] = 1,
+    ray: Annotated[str | None, typer.Option(metavar="ADDRESS", help="run them as Ray tasks: 'local' starts a "
+                                            "local Ray (with --workers CPUs), or a cluster address; OUT and the "
+                                            "cache must be on a filesystem every node sees")] = None,
 ) -> None:
     """Run a suite (default: the shipped suite smoke): the loop for each condition and seed, its probes, its gates.
 
@@ -209,7 +214,7 @@ def run(
     _check_paths(out=out, junit=junit, summary=summary)
     t0 = time.perf_counter()
     try:
-        outcome = run_suite(suite, out, cache, RichReporter(console), seeds)
+        outcome = run_suite(suite, out, cache, RichReporter(console), seeds, workers, ray)
     except (RunError, ProbeError) as e:
         fail(str(e))
     except KeyboardInterrupt:

@@ -14,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.app.suite import Suite
+from harness.app.workers import run_on_ray, run_parallel
 from harness.artifacts import RoundFailed, RunError, remove_stale_temps, write_atomic
+from harness.config import RunConfig
 from harness.integrity import dump_checked
 from harness.lock import write_lock
 from harness.preflight import make_directory
@@ -35,23 +37,51 @@ def run_dir(out: Path, condition: str, seed: int) -> Path:
 
 
 def run_suite(suite: Suite, out: Path, cache_dir: Path | None, reporter: Reporter | None = None,
-              seeds: list[int] | None = None) -> SuiteOutcome:
-    from harness.loop import run_loop  # torch is imported only when a loop runs
-
+              seeds: list[int] | None = None, workers: int = 1, ray: str | None = None) -> SuiteOutcome:
+    """Every condition x seed (resuming what is recorded), then the probes and gates. `workers` > 1 runs
+    them, and each condition's probes once its runs are done, in that many single-thread processes; `ray` (an
+    address, or "local") runs them as Ray tasks (harness.app.workers); the artifacts are the same."""
     reporter = reporter or SilentReporter()
     seeds = seeds or suite.suite.seeds
     out = make_directory(out, "output directory")
     with write_lock(out):
         for directory in [out, *(out / c for c in suite.condition_names())]:  # a killed writer's temporaries
             remove_stale_temps(directory)
-        for condition in suite.condition_names():
-            for seed in seeds:
-                reporter.log(f"[bold]{suite.suite.name}[/]: condition {condition}, seed {seed}")
-                try:
-                    run_loop(suite.run_config(condition, seed), run_dir(out, condition, seed), cache_dir, reporter)
-                except RoundFailed as e:  # recorded in the run; its gates cannot hold
-                    reporter.log(f"[bold red]{e}[/]")
+        jobs = [(f"{condition}/seed-{seed}", suite.run_config(condition, seed), run_dir(out, condition, seed))
+                for condition in suite.condition_names() for seed in seeds]
+        if ray is not None:
+            reporter.log(f"[bold]{suite.suite.name}[/]: {len(jobs)} runs as Ray tasks ({ray})")
+            run_on_ray(jobs, cache_dir, reporter, ray, workers if workers > 1 else None)
+        elif workers > 1 and len(jobs) > 1:
+            reporter.log(f"[bold]{suite.suite.name}[/]: {len(jobs)} runs in {min(workers, len(jobs))} processes")
+            run_parallel(jobs, cache_dir, reporter, workers, follow_ups={
+                condition: ({f"{condition}/seed-{seed}" for seed in seeds}, probe_condition, (suite, out, condition, seeds))
+                for condition in suite.condition_names()})
+        else:
+            _run_sequential(suite.suite.name, jobs, cache_dir, reporter)
         return check_suite(suite, out, seeds)
+
+
+def _run_sequential(name: str, jobs: list[tuple[str, RunConfig, Path]], cache_dir: Path | None,
+                    reporter: Reporter) -> None:
+    from harness.loop import run_loop  # torch is imported only when a loop runs
+
+    for label, cfg, directory in jobs:
+        condition, _, seed = label.partition("/seed-")
+        reporter.log(f"[bold]{name}[/]: condition {condition}, seed {seed}")
+        try:
+            run_loop(cfg, directory, cache_dir, reporter)
+        except RoundFailed as e:  # recorded in the run; its gates cannot hold
+            reporter.log(f"[bold red]{e}[/]")
+
+
+def probe_condition(suite: Suite, out: Path, condition: str, seeds: list[int]) -> str:
+    """One condition's probes, recorded in OUT/<condition>/probes.json: a worker's share of `check_suite`,
+    which then finds them current and reuses them."""
+    runs = [RunView(run_dir(out, condition, seed)) for seed in seeds]
+    view = runs[0] if len(runs) == 1 else PooledRunView(runs)
+    results, _ = results_for(view, out / condition, suite.probe_selection(), suite.suite.correction, suite.suite.q)
+    return f"probes: {len(results.measurements)} measurements"
 
 
 def check_suite(suite: Suite, out: Path, seeds: list[int] | None = None) -> SuiteOutcome:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -45,10 +46,15 @@ class HFConfig(BaseModel):
     train_micro_batch_size: Int = Field(8, ge=1, le=MAX_BATCH, description="gradient accumulation splits batches "
                                                                            "into these (at most 4096)")
     stop: list[str] = Field([], description="stop strings: a completion ends before the first one (no eos)")
+    trainer: Literal["loopprobe", "trl"] = Field(
+        "loopprobe", description="fine-tuning: loopprobe's training core, or TRL's SFTTrainer with a completion-only "
+                                 "loss (pip install 'loopprobe[trl]'; harness/models/hf/trl_trainer.py)")
 
     @model_validator(mode="after")
     def _source(self) -> HFConfig:
         if (self.path is None) == (self.gguf_package is None):
             raise ValueError("hf backend: set exactly one of model.path (a transformers directory) "
                              "and model.gguf_package (a package that ships a .gguf)")
+        if self.trainer == "trl" and not all(importlib.util.find_spec(m) for m in ("trl", "datasets")):
+            raise ValueError("trainer = \"trl\" needs TRL, which is not installed: pip install 'loopprobe[trl]'")
         return self

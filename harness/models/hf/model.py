@@ -285,7 +285,14 @@ class HFModel:
     def finetune(self, pairs: list[tuple[str, str]], *, lr: float, epochs: float, batch_size: int, seed: int,
                  steps: int | None = None, on_step: Callable[[int, float], bool] | None = None) -> TrainStats:
         """harness.models.training's AdamW loop (as the tiny backend's) on the trainable parameters (all, or
-        the LoRA adapters), in micro-batches of `train_micro_batch_size` rows."""
+        the LoRA adapters), in micro-batches of `train_micro_batch_size` rows; or, with `trainer = "trl"`,
+        TRL's SFTTrainer set up to match it (harness.models.hf.trl_trainer)."""
+        if self.config.trainer == "trl":
+            from harness.models.hf.trl_trainer import finetune_with_trl
+
+            return finetune_with_trl(self.model, self.tokenizer, self._pairs, pairs, lr=lr, epochs=epochs,
+                                     batch_size=batch_size, seed=seed, steps=steps, on_step=on_step,
+                                     micro_batch_size=self.config.train_micro_batch_size)
         return training.finetune(self.model, self._pairs, pairs, lr=lr, epochs=epochs, batch_size=batch_size,
                                  seed=seed, steps=steps, on_step=on_step,
                                  micro_batch_size=self.config.train_micro_batch_size)

@@ -4,10 +4,15 @@ The cache is keyed by a hash of everything that decides the weights (domain, arc
 seed, code version), so a second run with the same conditions skips training. An entry records the sha256
 of its files; a damaged entry is said and trained again. A writer killed mid-write leaves a
 `.KEY.tmp-PID` directory that the next writer of the cache removes.
+
+The default configuration's base ships with the package (`shipped/KEY/`, written by
+`python -m harness.models.tiny.ship`): a fresh machine's default run loads it instead of training, and gets the
+very weights this project's machine trained, whatever its CPU's floats would have made.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -25,12 +30,18 @@ from harness.models.training import Schedule
 from harness.progress import Reporter, SilentReporter
 
 CACHE_VERSION = 1  # bump when a code change alters what base training produces
+SHIPPED_DIR = Path(__file__).with_name("shipped")  # package data: KEY/ entries laid out like the cache's
 
 
 def default_cache_dir() -> Path:
     env = os.environ.get("LOOPPROBE_CACHE")
     base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "loopprobe"
     return base / "base-models"
+
+
+def shipped_base_enabled() -> bool:
+    """LOOPPROBE_SHIPPED_BASE=0 trains the default base on this machine instead of loading the shipped one."""
+    return os.environ.get("LOOPPROBE_SHIPPED_BASE", "1") != "0"
 
 
 def greedy_accuracy(model: TinyModel, domain: Domain, questions: list[Question], max_new_tokens: int = 40) -> float:
@@ -100,6 +111,22 @@ def load_or_train_base(domain: Domain, splits: Splits, model_cfg: TinyConfig, ba
     """The base model for these conditions, from `cache_dir/key` if present. cache_dir None: no cache."""
     reporter = reporter or SilentReporter()
     path = Path(cache_dir) / key if cache_dir is not None else None
+    if path is None:
+        return _load_or_train(domain, splits, model_cfg, base_cfg, seed, key, None, reporter)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(path.parent / f".{key}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:  # an unwritable cache: no turn-taking, nothing is written either
+        return _load_or_train(domain, splits, model_cfg, base_cfg, seed, key, path, reporter)
+    try:  # runs in parallel that need the same base take turns: the first trains it, the others load it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _load_or_train(domain, splits, model_cfg, base_cfg, seed, key, path, reporter)
+    finally:
+        os.close(lock)  # releases the lock
+
+
+def _load_or_train(domain: Domain, splits: Splits, model_cfg: TinyConfig, base_cfg, seed: int, key: str,
+                   path: Path | None, reporter: Reporter) -> tuple[TinyModel, dict]:
     if path is not None and path.parent.is_dir():
         _remove_stale_temps(path.parent)
     if path is not None and (path / "base.json").exists():
@@ -109,6 +136,15 @@ def load_or_train_base(domain: Domain, splits: Splits, model_cfg: TinyConfig, ba
             model = TinyModel.load(path)
             reporter.log(f"base model: cached {path} (val accuracy {info['val_accuracy']:.1%})")
             return model, {**info, "key": key, "cached": True, "load_seconds": time.perf_counter() - t0}
+    shipped = SHIPPED_DIR / key
+    if (shipped / "base.json").exists() and shipped_base_enabled():
+        t0 = time.perf_counter()
+        info = _cached(shipped, reporter)
+        if info is not None:
+            model = TinyModel.load(shipped)
+            reporter.log(f"base model: shipped with loopprobe (val accuracy {info['val_accuracy']:.1%})")
+            return model, {**info, "key": key, "cached": True, "shipped": True,
+                           "load_seconds": time.perf_counter() - t0}
     model, info = train_base(domain, splits, model_cfg, base_cfg, seed, reporter)
     if path is not None:
         try:

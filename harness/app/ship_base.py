@@ -1,0 +1,74 @@
+"""Regenerate the base model that ships with loopprobe:
+
+    python -m harness.app.ship_base
+
+trains the default configuration's base from scratch, exactly as a run with no cache would (one torch thread),
+and writes it to `harness/models/tiny/shipped/KEY/`, KEY being the cache key the default configuration names
+(`harness.loop.base_key`), replacing any other entry there. Run it after a change that alters the default base
+(a new `CACHE_VERSION`, a new default in the domain, model or base settings) and commit the result;
+`tests/test_shipped_base.py` fails until the shipped entry is the one the default key names.
+
+Why ship weights rather than train them: base training is most of a fresh default run's time, and a CPU of
+another kind trains other floats; the shipped weights make every machine's default run start from the same base.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from harness.artifacts import share_permissions
+from harness.config import RunConfig
+from harness.domains.base import make_domain
+from harness.integrity import tree_hashes
+from harness.loop import base_key
+from harness.models.tiny.pretrain import CACHE_VERSION, SHIPPED_DIR, train_base
+from harness.progress import RichReporter
+from harness.seeding import derive_seed
+
+
+def _cpu() -> str:
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
+def ship(cfg: RunConfig, directory: Path = SHIPPED_DIR) -> Path:
+    """Train `cfg`'s base and write it to directory/KEY as the only entry; returns that path."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    torch.set_num_threads(cfg.threads)
+    domain = make_domain(cfg.domain, seed=derive_seed(cfg.seed, "domain"))
+    model, info = train_base(domain, domain.splits(), cfg.model, cfg.base, derive_seed(cfg.seed, "base"),
+                             RichReporter(Console(stderr=True)))
+    key = base_key(cfg)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{key}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(tmp)
+    (tmp / "generation_config.json").unlink(missing_ok=True)  # transformers' default: nothing of ours
+    share_permissions(tmp)
+    made = {"cache_version": CACHE_VERSION, "seed": cfg.seed, "domain": cfg.domain.model_dump(mode="json"),
+            "model": cfg.model.model_dump(mode="json"), "base": cfg.base.model_dump(mode="json"),
+            "trained_on": f"{_cpu()}, torch {torch.__version__}, {cfg.threads} thread(s)"}
+    (tmp / "base.json").write_text(json.dumps({**info, "shipped_config": made, "files": tree_hashes(tmp)}, indent=2))
+    for old in directory.iterdir():
+        if old.is_dir() and old != tmp:
+            shutil.rmtree(old)
+    os.replace(tmp, directory / key)
+    return directory / key
+
+
+if __name__ == "__main__":
+    path = ship(RunConfig())
+    print(f"wrote {path} ({sum(f.stat().st_size for f in path.iterdir()) / 1e6:.1f} MB); commit it")
