@@ -137,6 +137,16 @@ WHERE = ("import harness, importlib.metadata as m, harness.app.shipped as s; pri
 
 
 # 31 s on 2 busy CPU cores (build 2 s; the rest is five `loopprobe` starts and a tiny suite)
+SHIPPED_BASE = """
+from harness.config import RunConfig
+from harness.loop import base_key
+from harness.models.tiny.pretrain import SHIPPED_DIR, _cached
+entry = SHIPPED_DIR / base_key(RunConfig())
+assert _cached(entry, None) is not None  # every file intact against its base.json
+print(entry)
+"""
+
+
 def test_the_wheel_ships_the_suites_and_runs_outside_the_checkout(tmp_path):
     t0 = time.perf_counter()
     dist = tmp_path / "dist"
@@ -146,6 +156,8 @@ def test_the_wheel_ships_the_suites_and_runs_outside_the_checkout(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert {f"harness/suites/{p.name}" for p in (REPO / "suites").glob("*.toml")} <= set(names)
     assert not [n for n in names if n.startswith("suites/")]  # no generic top-level package in site-packages
+    shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith("harness/models/tiny/shipped/")}
+    assert shipped == {"base.json", "config.json", "model.safetensors", "tokenizer.json"}  # the default base
     bin_dir, purelib = _fresh_env(tmp_path, wheel)
     work = tmp_path / "elsewhere"  # outside the checkout: nothing can come from the working directory
     work.mkdir()
@@ -156,6 +168,8 @@ def test_the_wheel_ships_the_suites_and_runs_outside_the_checkout(tmp_path):
     assert Path(module).is_relative_to(purelib) and Path(distribution) == purelib, where.stdout  # not REPO
     assert Path(suites) == purelib / "harness" / "suites"
 
+    base = _run([bin_dir / "python", "-c", SHIPPED_BASE], work)
+    assert base.returncode == 0 and Path(base.stdout.strip()).is_relative_to(purelib), base.stdout + base.stderr
     version = _run([bin_dir / "loopprobe", "--version"], work)
     assert version.returncode == 0 and version.stdout == f"loopprobe {importlib.metadata.version('loopprobe')}\n"
     listed = _run([bin_dir / "loopprobe", "suites"], work)
