@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -61,6 +63,10 @@ def compression_ratio(text: str) -> float:
     """zlib-compressed bytes / raw UTF-8 bytes (zlib's default level 6); lower means more repetitive."""
     raw = text.encode()
     return len(zlib.compress(raw)) / len(raw) if raw else 1.0
+
+
+def _zlib_ratio(raw: bytes) -> float:
+    return len(zlib.compress(raw)) / max(len(raw), 1)
 
 
 def halves(m: int, n_boot: int, seed: int) -> np.ndarray:
@@ -177,7 +183,8 @@ class RationaleDiversity(Probe):
             pool["distinct_n"][r] = self._pool_distinct([template("\0".join(c)) for c in comp], ns, w)
             tpl = [template("\n".join(c)).encode() for c in comp]
             texts = [b"\n".join(tpl)] + [b"\n".join([tpl[i] for i in row]) for row in idx]
-            ratios = np.array([len(zlib.compress(t)) / max(len(t), 1) for t in texts])
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:  # zlib runs without the GIL
+                ratios = np.array(list(threads.map(_zlib_ratio, texts)))
             pool["compression_ratio"][r] = (ratios[0], ratios[1:])
         for name, per_round in pool.items():
             out += _level_and_change(self, f"pool.{name}", f"pool.{name}.delta_vs_round0", "decrease", per_round,
