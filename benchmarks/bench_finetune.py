@@ -21,22 +21,13 @@ import tempfile
 import time
 
 import torch
+from _machine import gemm_rate  # benchmarks/_machine.py (the script's folder is on sys.path)
 
 from harness.domains.arithmetic import ArithmeticConfig, ArithmeticDomain
 from harness.models import training
 from harness.models.tiny import training as tiny_training
 from harness.models.tiny.model import TinyModel
 from harness.models.tiny.pretrain import SHIPPED_DIR
-
-
-def gemm_rate(seconds: float = 3.0) -> float:
-    a, b = torch.randn(512, 128), torch.randn(128, 512)
-    t0, n = time.perf_counter(), 0
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(100):
-            a @ b
-        n += 100
-    return 2 * 512 * 128 * 512 * n / (time.perf_counter() - t0)
 
 
 def trl_tokenizer(model: TinyModel):

@@ -19,23 +19,13 @@ import argparse
 import time
 
 import torch
+from _machine import gemm_rate  # benchmarks/_machine.py (the script's folder is on sys.path)
 from transformers import GenerationConfig
 
 from harness.domains.arithmetic import ArithmeticConfig, ArithmeticDomain
 from harness.models.tiny import sampler
 from harness.models.tiny.model import TinyModel
 from harness.models.tiny.pretrain import SHIPPED_DIR
-
-
-def gemm_rate(seconds: float = 3.0) -> float:
-    """fp32 FLOP/s of the model's own matmul shapes (512 rows x 128 by 128 x 512, and back)."""
-    a, b, c = torch.randn(512, 128), torch.randn(128, 512), torch.randn(512, 128)
-    t0, n = time.perf_counter(), 0
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(50):
-            (a @ b) @ c
-        n += 50
-    return 2 * 2 * 512 * 128 * 512 * n / (time.perf_counter() - t0)
 
 
 def generate_tokens(model: TinyModel, prompts: list[str], k: int, temperature: float, new_tokens: int,

@@ -20,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _machine import gemm_rate  # benchmarks/_machine.py
+
 from harness.app.shipped import shipped_suites
 from harness.app.suite import parse_suite
 from harness.app.suite_runner import run_suite
@@ -65,27 +67,14 @@ def main() -> None:
           "one core's fp32 GEMM (512x128 by 128x512, 1 thread each, measured now)")
 
 
-def _gemm_rate(seconds: float = 5.0) -> float:
-    import torch
-
-    torch.set_num_threads(1)
-    a, b = torch.randn(512, 128), torch.randn(128, 512)
-    t0, n = time.perf_counter(), 0
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(100):
-            a @ b
-        n += 100
-    return 2 * 512 * 128 * 512 * n / (time.perf_counter() - t0)
-
-
 def gemm_pair() -> float:
     """Throughput of two single-thread GEMM processes at once over one alone: the machine's parallel limit."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(2, mp_context=context) as pool:
-        pool.submit(_gemm_rate, 0.5).result()  # both processes started and torch imported
-        pool.submit(_gemm_rate, 0.5).result()
-        one = pool.submit(_gemm_rate).result()
-        together = sum(f.result() for f in [pool.submit(_gemm_rate), pool.submit(_gemm_rate)])
+        pool.submit(gemm_rate, 0.5).result()  # both processes started and torch imported
+        pool.submit(gemm_rate, 0.5).result()
+        one = pool.submit(gemm_rate).result()
+        together = sum(f.result() for f in [pool.submit(gemm_rate), pool.submit(gemm_rate)])
     return together / one
 
 

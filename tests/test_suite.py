@@ -54,6 +54,15 @@ include = ["cw.rate", "attractor.answer_entropy", "drift.accuracy", "drift.lengt
 """
 # the tiny model parses nothing, so its accuracy and vote measurements are degenerate: gate on lengths
 HOLDS = '[[gates]]\nprobe = "drift.length"\nstat = "length"\nmax = 1000.0\n'
+TAU_ARMS = """
+[[conditions]]
+name = "tau05"
+loop = {tau = 0.5}
+
+[[conditions]]
+name = "tau09"
+loop = {tau = 0.9}
+"""  # two arms that share a base model (tests/test_verdicts.py, tests/test_workers.py)
 FAILS = '[[gates]]\nprobe = "drift.length"\nstat = "length"\nmax = 0.0\n'
 runner = CliRunner()
 

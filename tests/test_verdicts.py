@@ -31,21 +31,13 @@ from probes._api import _REGISTRY
 from probes.testing import clean_rounds, crank_rounds, write_synthetic_run
 from reports.compare import compare
 from reports.sources import expand
-from tests.test_suite import TINY
+from tests.test_suite import TAU_ARMS, TINY
 
 SMALL = {"n_pool": 120, "n_test": 80, "n_ood": 20, "n_ref": 10}
 
 TWO_ARMS = TINY.format(seeds="[3]", gates="").replace("steps = 40", "steps = 600").replace('''[probes]
 include = ["cw.rate", "attractor.answer_entropy", "drift.accuracy", "drift.length"]
-''', "") + '''
-[[conditions]]
-name = "tau05"
-loop = {tau = 0.5}
-
-[[conditions]]
-name = "tau09"
-loop = {tau = 0.9}
-
+''', "") + TAU_ARMS + '''
 [[gates]]
 probe = "drift.accuracy"
 stat = "test.greedy"

@@ -10,17 +10,9 @@ from harness.app.cli import app
 from harness.app.suite import parse_suite
 from harness.app.suite_runner import run_suite
 from tests.test_reliability import snapshot
-from tests.test_suite import HOLDS, TINY
+from tests.test_suite import HOLDS, TAU_ARMS, TINY
 
-TWO_ARMS = TINY.format(seeds="[3]", gates=HOLDS) + """
-[[conditions]]
-name = "tau05"
-loop = {tau = 0.5}
-
-[[conditions]]
-name = "tau09"
-loop = {tau = 0.9}
-"""
+TWO_ARMS = TINY.format(seeds="[3]", gates=HOLDS) + TAU_ARMS
 
 
 def test_two_workers_write_what_one_writes_and_train_the_shared_base_once(tmp_path):
