@@ -33,7 +33,7 @@ from harness.domains.base import Domain, Question, Splits, make_domain
 from harness.lock import write_lock
 from harness.models.base import ModelBackend
 from harness.models.factory import base_model, load_checkpoint
-from harness.models.tiny.pretrain import CACHE_VERSION
+from harness.models.tiny import base_cache
 from harness.models.training import epoch_steps
 from harness.preflight import make_directory
 from harness.progress import Reporter, SilentReporter
@@ -135,7 +135,7 @@ def _training_failure(model: ModelBackend, losses: list[float], stats) -> str | 
 
 
 def base_key(cfg: RunConfig) -> str:
-    return config_hash(cfg.domain, cfg.model, cfg.base, cfg.seed, f"tiny-v{CACHE_VERSION}")[:16]
+    return base_cache.base_key(cfg.domain, cfg.model, cfg.base, cfg.seed)
 
 
 def run_loop(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Reporter | None = None) -> RunStore:

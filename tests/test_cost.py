@@ -44,12 +44,17 @@ def _with(section: str, lines: str, base: str = SMOKE) -> str:
     return f"{before}{head}{lines}\n{body}{sep}{rest}"
 
 
-def test_smoke_estimate_is_within_a_factor_of_two_of_its_measured_runtime():
+def test_smoke_estimate_bounds_its_measured_runtime_within_a_factor_of_four(monkeypatch):
+    """An upper bound (every row costed at max_new_tokens, while the trained base ends most completions
+    early and the sampler drops finished rows), but not a wild one."""
     measured = int(re.search(r"Runtime on a 2-core machine: (\d+) s", SMOKE).group(1))
     est = estimate(parse_suite(SMOKE))
-    assert measured / 2 <= est.seconds <= measured * 2, (est.seconds, measured)
+    assert measured <= est.seconds <= measured * 4, (est.seconds, measured)
     assert est.parameters == tiny_parameters(TinyConfig()) == 1_062_528  # the measured default model
-    assert est.runs == 1 and est.base_trainings == 1
+    assert est.runs == 1 and est.base_trainings == 0  # the default base ships with the package
+    monkeypatch.setenv("LOOPPROBE_SHIPPED_BASE", "0")
+    trained = estimate(parse_suite(SMOKE))
+    assert trained.base_trainings == 1 and trained.seconds > est.seconds
     assert 0.5 * 2**30 < est.peak_memory_bytes < 2 * 2**30 and est.disk_bytes < 200 * 2**20
     line = est.describe()
     assert len(line.splitlines()) == 1 and "upper bound" in line and "min" in line
@@ -64,8 +69,10 @@ def test_shipped_suites_pass_the_cost_check_without_force(path, tmp_path):
         assert 130e6 < est.parameters < 140e6  # SmolLM2-135M from the GGUF header, no weights loaded
 
 
-def test_conditions_sharing_a_base_train_it_once_when_cached():
-    suite = load_suite("suites/replace_vs_accumulate.toml")
+def test_conditions_sharing_a_base_train_it_once_when_cached(monkeypatch):
+    suite = load_suite("suites/replace_vs_accumulate.toml")  # the default base (seed 0): it ships
+    assert estimate(suite).base_trainings == 0 and estimate(suite, cache=False).base_trainings == 0
+    monkeypatch.setenv("LOOPPROBE_SHIPPED_BASE", "0")
     assert estimate(suite).base_trainings == 1 and estimate(suite, cache=False).base_trainings == 3
     assert estimate(suite, seeds=[0, 1]).runs == 6
 

@@ -82,7 +82,7 @@ def test_suites_lists_name_size_runtime_description_and_version_prints(monkeypat
     rows = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
     for name in shipped_suites():
         assert name in rows, result.output
-    assert "(default)" in rows["smoke"] and "small" in rows["smoke"] and "5 min" in rows["smoke"]
+    assert "(default)" in rows["smoke"] and "small" in rows["smoke"] and "100 s" in rows["smoke"]
     assert "Embedded model, LMSI, 2 rounds" in rows["smoke"] and "large" in rows["smollm2_lmsi"]
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output == f"loopprobe {importlib.metadata.version('loopprobe')}\n"

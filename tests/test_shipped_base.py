@@ -12,7 +12,7 @@ from harness.app.suite import load_suite
 from harness.config import RunConfig
 from harness.integrity import file_hash
 from harness.loop import base_key, run_loop
-from harness.models.tiny.pretrain import CACHE_VERSION, SHIPPED_DIR
+from harness.models.tiny.base_cache import CACHE_VERSION, SHIPPED_DIR
 
 
 def test_the_shipped_entry_is_the_one_the_default_key_names():

@@ -28,7 +28,8 @@ from harness.config import RunConfig
 from harness.domains.base import make_domain
 from harness.integrity import tree_hashes
 from harness.loop import base_key
-from harness.models.tiny.pretrain import CACHE_VERSION, SHIPPED_DIR, train_base
+from harness.models.tiny.base_cache import CACHE_VERSION, SHIPPED_DIR
+from harness.models.tiny.pretrain import train_base
 from harness.progress import RichReporter
 from harness.seeding import derive_seed
 

@@ -25,23 +25,16 @@ from harness.artifacts import share_permissions
 from harness.domains.base import Domain, Question, Splits
 from harness.integrity import file_hash, tree_hashes
 from harness.models.tiny import training as tiny_training
+from harness.models.tiny.base_cache import SHIPPED_DIR, shipped_base_enabled
 from harness.models.tiny.model import TinyConfig, TinyModel
 from harness.models.training import Schedule
 from harness.progress import Reporter, SilentReporter
-
-CACHE_VERSION = 1  # bump when a code change alters what base training produces
-SHIPPED_DIR = Path(__file__).with_name("shipped")  # package data: KEY/ entries laid out like the cache's
 
 
 def default_cache_dir() -> Path:
     env = os.environ.get("LOOPPROBE_CACHE")
     base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "loopprobe"
     return base / "base-models"
-
-
-def shipped_base_enabled() -> bool:
-    """LOOPPROBE_SHIPPED_BASE=0 trains the default base on this machine instead of loading the shipped one."""
-    return os.environ.get("LOOPPROBE_SHIPPED_BASE", "1") != "0"
 
 
 def greedy_accuracy(model: TinyModel, domain: Domain, questions: list[Question], max_new_tokens: int = 40) -> float:
