@@ -173,6 +173,35 @@ def test_halves_draw_without_replacement():
     assert idx.shape == (30, 5) and all(len(set(row)) == 5 for row in idx) and idx.max() < 11
 
 
+def _largest_basin_by_full_count(group, idx):
+    """Every group counted in every subset: what largest_basin's pruned count must equal."""
+    b, m = idx.shape
+    n_groups = int(group.max(initial=-1)) + 1
+    if n_groups == 0 or m == 0:
+        return np.zeros(b)
+    g = group[idx]
+    rows = np.broadcast_to(np.arange(b)[:, None], g.shape)[g >= 0]
+    return np.bincount(rows * n_groups + g[g >= 0], minlength=b * n_groups).reshape(b, n_groups).max(1) / m
+
+
+def test_largest_basin_counts_exactly_what_counting_every_group_gives():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        m, n_groups, b = int(rng.integers(1, 400)), int(rng.integers(0, 60)), int(rng.integers(1, 40))
+        group = rng.integers(-1, n_groups, size=m) if n_groups else np.full(m, -1)
+        if rng.random() < 0.5 and n_groups > 2:  # a few large groups of near-equal size: the pruning's hard case
+            group = np.where(rng.random(m) < 0.5, rng.integers(0, 3, size=m), group)
+        idx = np.argsort(rng.random((b, m)), axis=1)[:, :max(m // 2, 1)]
+        assert np.array_equal(largest_basin(group, idx), _largest_basin_by_full_count(group, idx))
+
+
+@pytest.mark.parametrize("m,n_boot,seed", [(1, 4, 0), (2, 5, 1), (11, 30, 1), (2000, 50, 3), (25_001, 20, 7)])
+def test_halves_are_the_smallest_keys_of_a_full_argsort(m, n_boot, seed):
+    """The partition gives the very halves a full argsort of the same keys gives (ascending)."""
+    keys = np.random.default_rng(seed).random((n_boot, m))
+    assert np.array_equal(halves(m, n_boot, seed), np.sort(np.argsort(keys, axis=1)[:, :max(m // 2, 1)], axis=1))
+
+
 def test_bad_parameters_are_probe_errors():
     with pytest.raises(ProbeError):
         get_probe("attractor.rationale_diversity")(n_min=4, n_max=2)

@@ -70,14 +70,19 @@ def _zlib_ratio(raw: bytes) -> float:
 
 
 def halves(m: int, n_boot: int, seed: int) -> np.ndarray:
-    """Random halves of m questions, drawn without replacement: int [n_boot, max(m // 2, 1)].
+    """Random halves of m questions, drawn without replacement: int [n_boot, max(m // 2, 1)], each row's
+    indices ascending.
 
     Pool-level statistics (compression, distinct n-grams, the largest basin) are not means: a resample with
     replacement repeats questions, which compress and deduplicate away and make up basins. Halves repeat
     nothing, and a statistic's spread over halves approximates its sampling spread over the full pool (for a
     mean, up to a factor m/(m-1)), so `_normal` puts a CI of +-1.96 such spreads around the full-pool value.
     """
-    return np.argsort(np.random.default_rng(seed).random((n_boot, m)), axis=1)[:, :max(m // 2, 1)]
+    keys, h = np.random.default_rng(seed).random((n_boot, m)), max(m // 2, 1)
+    # the h smallest keys of each row, as a full argsort would give them (53-bit keys do not tie), ascending:
+    # a partition, not a sort, of the n_boot x m keys
+    first = np.argpartition(keys, h - 1, axis=1)[:, :h] if h < m else np.argsort(keys, axis=1)[:, :h]
+    return np.sort(first, axis=1)
 
 
 def _normal(value: float, spread: np.ndarray) -> stats.Estimate:
@@ -173,7 +178,7 @@ class RationaleDiversity(Probe):
         out = self.tracked("question.distinct_n", run, lambda r: per_question(r)[0], ids, "decrease",
                            details={"ngrams": "bytes (characters)", "n": ns})
         out += self.tracked("question.compression_ratio", run, lambda r: per_question(r)[1], ids, "decrease")
-        idx = np.sort(halves(len(ids), p.pool_boot, p.seed), axis=1)  # sorted: a half keeps the id order
+        idx = halves(len(ids), p.pool_boot, p.seed)  # ascending: a half keeps the id order
         w = np.zeros((len(idx), len(ids)), np.float32)
         w[np.arange(len(idx))[:, None], idx] = 1.0
         # name -> round -> (full pool, halves)
@@ -282,9 +287,23 @@ def largest_basin(group: np.ndarray, idx: np.ndarray) -> np.ndarray:
     n_groups = int(group.max(initial=-1)) + 1
     if n_groups == 0 or m == 0:
         return np.zeros(b)
-    g = group[idx]
-    rows = np.broadcast_to(np.arange(b)[:, None], g.shape)[g >= 0]
-    return np.bincount(rows * n_groups + g[g >= 0], minlength=b * n_groups).reshape(b, n_groups).max(1) / m
+    # Count only the k largest groups of the whole pool: a subset holds at most a group's full size, so once
+    # every subset's best count among them reaches the next group's full size, no other group can beat it.
+    sizes = np.bincount(group[group >= 0], minlength=n_groups)
+    order = np.argsort(-sizes, kind="stable")
+    k = min(8, n_groups)
+    while True:
+        slot = np.full(n_groups + 1, -1, np.int64)  # group id (-1 -> the last entry) -> its candidate slot
+        slot[order[:k]] = np.arange(k)
+        c = slot.astype(np.int8 if k < 128 else np.int64)[group][idx]
+        if k < 128:  # a few candidates: one pass of byte compares each
+            best = np.max([np.count_nonzero(c == j, axis=1) for j in range(k)], axis=0)
+        else:
+            rows = np.broadcast_to(np.arange(b)[:, None], c.shape)[c >= 0]
+            best = np.bincount(rows * k + c[c >= 0], minlength=b * k).reshape(b, k).max(1)
+        if k == n_groups or best.min() >= sizes[order[k]]:
+            return best / m
+        k = min(4 * k, n_groups)
 
 
 @probe
