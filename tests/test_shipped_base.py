@@ -79,7 +79,5 @@ def test_loopprobe_shipped_base_0_trains_instead(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrain, "train_base", train_base)
     cfg = RunConfig.model_validate({"loop": {"rounds": 0}})
     monkeypatch.setenv("LOOPPROBE_SHIPPED_BASE", "0")
-    with pytest.raises(Trained):
+    with pytest.raises(Trained):  # (with the variable unset, the test above loads the shipped base)
         run_loop(cfg, tmp_path / "run", None)
-    monkeypatch.setenv("LOOPPROBE_SHIPPED_BASE", "1")
-    assert run_loop(cfg, tmp_path / "run2", None).read_manifest().base_model["shipped"] is True
