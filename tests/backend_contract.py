@@ -68,9 +68,9 @@ def sampled_logprobs_match_score(model) -> None:
         assert lp == pytest.approx(c.sum_logprob, abs=1e-3)
 
 
-def finetuning_fits_the_examples(model, lr: float = 1e-2, exact: bool = True) -> None:
+def finetuning_fits_the_examples(model, lr: float = 1e-2, exact: bool = True) -> float:
     """40 AdamW steps on two repeated pairs raise their log-prob by > 10 nats (and, `exact`, greedy
-    decoding then reproduces the completion)."""
+    decoding then reproduces the completion). Returns that gain in nats."""
     prompts, completions = [p for p, _ in PAIRS[:2]], [c for _, c in PAIRS[:2]]
     before = sum(lp for lp, _ in model.score(prompts, completions))
     stats = model.finetune(PAIRS, lr=lr, epochs=20, batch_size=8, seed=0)
@@ -80,13 +80,15 @@ def finetuning_fits_the_examples(model, lr: float = 1e-2, exact: bool = True) ->
     if exact:
         greedy = model.sample(["Q: 1+2\n"], k=1, temperature=0.0, max_new_tokens=16, seed=0)[0][0]
         assert greedy.text == "1+2=3\nA: 3" and greedy.finished
+    return after - before
 
 
-def save_load_round_trips(model, load: Callable[[Path], ModelBackend], directory: Path) -> None:
-    """A saved checkpoint reloads to identical scores and identical samples."""
+def save_load_round_trips(model, load: Callable[[Path], ModelBackend], directory: Path) -> ModelBackend:
+    """A saved checkpoint reloads to identical scores and identical samples. Returns the reloaded model."""
     model.save(directory)
     loaded = load(directory)
     prompts, completions = [p for p, _ in PAIRS[:2]], [c for _, c in PAIRS[:2]]
     assert loaded.score(prompts, completions) == model.score(prompts, completions)
     assert (loaded.sample(PROMPTS, k=2, temperature=1.0, max_new_tokens=10, seed=5)
             == model.sample(PROMPTS, k=2, temperature=1.0, max_new_tokens=10, seed=5))
+    return loaded

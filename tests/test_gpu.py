@@ -56,6 +56,7 @@ def test_gpu_scores_agree_with_the_cpu_on_the_same_weights(model_dir):
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_fine_tuning_on_the_gpu_meets_the_contract_and_round_trips(model_dir, tmp_path, trainer, lora):
     model = on_gpu(model_dir, trainer, lora)
-    contract.finetuning_fits_the_examples(model, exact=not lora)
+    gain = contract.finetuning_fits_the_examples(model, exact=not lora)
     assert all(p.device.type == "cuda" for p in model.model.parameters())
-    contract.save_load_round_trips(model, backend_plugin("hf").load, tmp_path / "ckpt")
+    loaded = contract.save_load_round_trips(model, backend_plugin("hf").load, tmp_path / "ckpt")
+    assert gain > 10 and loaded.n_parameters == model.n_parameters  # (the contract asserts the rest)

@@ -14,8 +14,6 @@ another kind trains other floats; the shipped weights make every machine's defau
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import shutil
 from pathlib import Path
@@ -23,13 +21,11 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from harness.artifacts import share_permissions
 from harness.config import RunConfig
 from harness.domains.base import make_domain
-from harness.integrity import tree_hashes
 from harness.loop import base_key
 from harness.models.tiny.base_cache import CACHE_VERSION, SHIPPED_DIR
-from harness.models.tiny.pretrain import train_base
+from harness.models.tiny.pretrain import train_base, write_entry
 from harness.progress import RichReporter
 from harness.seeding import derive_seed
 
@@ -53,20 +49,14 @@ def ship(cfg: RunConfig, directory: Path = SHIPPED_DIR) -> Path:
     model, info = train_base(domain, domain.splits(), cfg.model, cfg.base, derive_seed(cfg.seed, "base"),
                              RichReporter(Console(stderr=True)))
     key = base_key(cfg)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{key}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save(tmp)
-    (tmp / "generation_config.json").unlink(missing_ok=True)  # transformers' default: nothing of ours
-    share_permissions(tmp)
     made = {"cache_version": CACHE_VERSION, "seed": cfg.seed, "domain": cfg.domain.model_dump(mode="json"),
             "model": cfg.model.model_dump(mode="json"), "base": cfg.base.model_dump(mode="json"),
             "trained_on": f"{_cpu()}, torch {torch.__version__}, {cfg.threads} thread(s)"}
-    (tmp / "base.json").write_text(json.dumps({**info, "shipped_config": made, "files": tree_hashes(tmp)}, indent=2))
+    # generation_config.json: transformers' defaults, nothing of ours
+    write_entry(model, {**info, "shipped_config": made}, directory / key, leave_out=("generation_config.json",))
     for old in directory.iterdir():
-        if old.is_dir() and old != tmp:
+        if old.is_dir() and old.name != key:
             shutil.rmtree(old)
-    os.replace(tmp, directory / key)
     return directory / key
 
 

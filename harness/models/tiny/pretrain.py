@@ -6,7 +6,7 @@ of its files; a damaged entry is said and trained again. A writer killed mid-wri
 `.KEY.tmp-PID` directory that the next writer of the cache removes.
 
 The default configuration's base ships with the package (`shipped/KEY/`, written by
-`python -m harness.models.tiny.ship`): a fresh machine's default run loads it instead of training, and gets the
+`python -m harness.app.ship_base`): a fresh machine's default run loads it instead of training, and gets the
 very weights this project's machine trained, whatever its CPU's floats would have made.
 """
 
@@ -118,40 +118,57 @@ def load_or_train_base(domain: Domain, splits: Splits, model_cfg: TinyConfig, ba
         os.close(lock)  # releases the lock
 
 
+def write_entry(model: TinyModel, info: dict[str, Any], path: Path, leave_out: tuple[str, ...] = ()) -> None:
+    """Write `model` and `info` as the entry `path` (of the cache, or the shipped one): into `.KEY.tmp-PID`
+    beside it, every file hashed into base.json, then renamed over whatever `path` held. An OSError leaves no
+    temporary behind (a killed writer's is removed by the next one)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save(tmp)
+        for name in leave_out:
+            (tmp / name).unlink(missing_ok=True)
+        share_permissions(tmp)
+        (tmp / "base.json").write_text(json.dumps({**info, "files": tree_hashes(tmp)}, indent=2))
+        faults.reached("cache")
+        if path.exists():  # a damaged entry (or another process's, identical): ours replaces it
+            shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _load_entry(path: Path, reporter: Reporter, where: str) -> tuple[TinyModel, dict, float] | None:
+    """(model, its base.json, seconds to load) of an intact entry; None (said) when it is damaged."""
+    t0 = time.perf_counter()
+    info = _cached(path, reporter)
+    if info is None:
+        return None
+    model = TinyModel.load(path)
+    reporter.log(f"base model: {where} (val accuracy {info['val_accuracy']:.1%})")
+    return model, info, time.perf_counter() - t0
+
+
 def _load_or_train(domain: Domain, splits: Splits, model_cfg: TinyConfig, base_cfg, seed: int, key: str,
                    path: Path | None, reporter: Reporter) -> tuple[TinyModel, dict]:
     if path is not None and path.parent.is_dir():
         _remove_stale_temps(path.parent)
-    if path is not None and (path / "base.json").exists():
-        t0 = time.perf_counter()
-        info = _cached(path, reporter)
-        if info is not None:
-            model = TinyModel.load(path)
-            reporter.log(f"base model: cached {path} (val accuracy {info['val_accuracy']:.1%})")
-            return model, {**info, "key": key, "cached": True, "load_seconds": time.perf_counter() - t0}
+    cached = _load_entry(path, reporter, f"cached {path}") if path and (path / "base.json").exists() else None
+    if cached is not None:
+        model, info, seconds = cached
+        return model, {**info, "key": key, "cached": True, "load_seconds": seconds}
     shipped = SHIPPED_DIR / key
-    if (shipped / "base.json").exists() and shipped_base_enabled():
-        t0 = time.perf_counter()
-        info = _cached(shipped, reporter)
-        if info is not None:
-            model = TinyModel.load(shipped)
-            reporter.log(f"base model: shipped with loopprobe (val accuracy {info['val_accuracy']:.1%})")
-            return model, {**info, "key": key, "cached": True, "shipped": True,
-                           "load_seconds": time.perf_counter() - t0}
+    loaded = (_load_entry(shipped, reporter, "shipped with loopprobe")
+              if (shipped / "base.json").exists() and shipped_base_enabled() else None)
+    if loaded is not None:
+        model, info, seconds = loaded
+        return model, {**info, "key": key, "cached": True, "shipped": True, "load_seconds": seconds}
     model, info = train_base(domain, splits, model_cfg, base_cfg, seed, reporter)
     if path is not None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{key}.tmp-{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            model.save(tmp)
-            share_permissions(tmp)
-            (tmp / "base.json").write_text(json.dumps({**info, "files": tree_hashes(tmp)}, indent=2))
-            faults.reached("cache")
-            if path.exists():  # a damaged entry (or another process's, identical): ours replaces it
-                shutil.rmtree(path, ignore_errors=True)
-            os.replace(tmp, path)
+            write_entry(model, info, path)
         except OSError as e:  # the cache is an optimisation: a run never fails for it
             reporter.log(f"[yellow]base-model cache {path.parent}: not written ({e.strerror or e})[/]")
-            shutil.rmtree(path.with_name(f".{key}.tmp-{os.getpid()}"), ignore_errors=True)
     return model, {**info, "key": key, "cached": False}
