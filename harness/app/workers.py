@@ -44,13 +44,17 @@ class QueueReporter:
         self.lines.put(f"{self.label} {message}")
 
 
-def _run_one(config_json: str, out: str, cache_dir: str | None, label: str, lines: Any) -> str | None:
-    """In the worker: one run; None when it completed, the failed round's message when it stopped there."""
+def _run_one(config_json: str, out: str, cache_dir: str | None, label: str | None = None,
+             lines: Any = None) -> str | None:
+    """In a worker: one run; None when it completed, the failed round's message when it stopped there.
+    With `lines` (a queue), its progress lines go there, prefixed with `label`; without, it runs silently
+    (a Ray task, which reports only its end)."""
     from harness.loop import run_loop
 
     cfg = RunConfig.model_validate_json(config_json)
+    reporter = QueueReporter(label or "", lines) if lines is not None else None
     try:
-        run_loop(cfg, Path(out), Path(cache_dir) if cache_dir else None, QueueReporter(label, lines))
+        run_loop(cfg, Path(out), Path(cache_dir) if cache_dir else None, reporter)
     except RoundFailed as e:  # recorded in the run; its gates cannot hold
         return str(e)
     return None
@@ -124,17 +128,6 @@ def _raise_or_say(label: str, future: Future, reporter: Reporter) -> None:
         reporter.log(f"[bold red]{escape(f'[{label}]')} {escape(failed)}[/]")
 
 
-def _run_one_quietly(config_json: str, out: str, cache_dir: str | None) -> str | None:
-    """On a Ray worker: one run, its progress not reported (only its end)."""
-    from harness.loop import run_loop
-
-    try:
-        run_loop(RunConfig.model_validate_json(config_json), Path(out), Path(cache_dir) if cache_dir else None)
-    except RoundFailed as e:
-        return str(e)
-    return None
-
-
 def run_on_ray(jobs: list[tuple[str, RunConfig, Path]], cache_dir: Path | None, reporter: Reporter,
                address: str, cpus: int | None = None) -> None:
     """Run every job as a one-CPU Ray task. `address` "local" starts a local Ray instance (with `cpus` CPUs,
@@ -149,7 +142,7 @@ def run_on_ray(jobs: list[tuple[str, RunConfig, Path]], cache_dir: Path | None, 
     ray.init(address=None if local else address, num_cpus=cpus if local else None, include_dashboard=False,
              log_to_driver=False, configure_logging=False)
     try:
-        task = ray.remote(num_cpus=1)(_run_one_quietly)
+        task = ray.remote(num_cpus=1)(_run_one)
         labels = {task.remote(cfg.model_dump_json(), str(out), str(cache_dir) if cache_dir else None): label
                   for label, cfg, out in jobs}
         pending = list(labels)
