@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -73,6 +73,11 @@ class SelectedRow(BaseModel):
     vote_share: float  # share of the question's samples that gave this answer (label-free, for every selector)
     source: Literal["sample", "rationalization"] = "sample"  # rationalization: STaR's hinted resample
     score: float | None = None  # the selector's own score (judge: mean log-prob per token)
+    # policy-gradient distillation: every sample is recorded, with its reward and its group-normalised advantage
+    reward: float | None = None
+    advantage: float | None = None
+
+    OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset({"reward", "advantage"})  # SFT rows stay as they were
 
 
 class ReferenceRow(BaseModel):
@@ -161,7 +166,13 @@ def share_permissions(directory: Path) -> None:
 
 
 def write_jsonl(path: Path, rows: Iterable[BaseModel]) -> None:
-    write_atomic(path, "".join(r.model_dump_json() + "\n" for r in rows))
+    write_atomic(path, "".join(r.model_dump_json(exclude=_omitted(r)) + "\n" for r in rows))
+
+
+def _omitted(row: BaseModel) -> set[str] | None:
+    """Optional fields a row class leaves out of its JSON while they are None (`OMIT_WHEN_NONE`)."""
+    names = getattr(row, "OMIT_WHEN_NONE", None)
+    return {n for n in names if getattr(row, n) is None} or None if names else None
 
 
 def read_jsonl(path: Path, model: type[BaseModel]) -> list[Any]:

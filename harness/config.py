@@ -94,6 +94,19 @@ class LoopConfig(_Strict):
                               description="judge: the text whose mean log-prob per token after the scoring "
                                           "prompt is the score")
     # distill
+    distill: Literal["sft", "policy_gradient"] = Field(
+        "sft", description="sft: fine-tune on the selection; policy_gradient: GRPO on every sample, weighed by the "
+                           "advantage of its reward (loop.reward) within its question's k")
+    reward: str = Field(
+        "majority", description="policy_gradient: a registered reward: majority (TTRL, SRT), verifier (RLVR), "
+                                "noisy_verifier, self_certainty (Intuitor)")
+    reward_args: dict[str, Any] = Field({}, description="settings of the reward's own (its registered `args` model)")
+    kl_beta: Float = Field(0.0, ge=0, le=MAX_LR, description="policy_gradient: weight of the KL penalty to the base "
+                                                           "model (0: none, as TTRL and DAPO)")
+    clip_epsilon: Float = Field(0.2, gt=0, le=1, description="policy_gradient: the clip range of the ratio")
+    pg_loss: Literal["grpo", "dapo"] = Field(
+        "grpo", description="policy_gradient: grpo, each sample's token mean averaged over samples; dapo, every "
+                            "token of the step weighed equally (TRL's names)")
     distill_from: Literal["previous", "base"] = Field(
         "previous", description="continue from the previous round, or restart from the base (STaR, ReST-EM)")
     lr: Float = Field(1e-4, ge=0, le=MAX_LR, description="fine-tuning learning rate (at most 10); 0 makes a null "
@@ -123,13 +136,18 @@ class LoopConfig(_Strict):
                             "set) is recorded with status failed; stop: end the run there (exit 1); continue: keep "
                             "the previous round's weights and go on (the run still never passes a gate)")
 
-    @field_validator("amplify", "select", "data_policy")
+    @field_validator("amplify", "select", "data_policy", "reward")
     @classmethod
     def _registered(cls, value: str, info) -> str:
         kind = {"amplify": "amplifier", "select": "selector"}.get(info.field_name, info.field_name)
         if value not in registered(kind):
             raise ValueError(unknown_name(kind, value))
         return value
+
+    def reward_settings(self) -> Any:
+        """The reward's validated `reward_args` (its registered `args` model), or None when it has none."""
+        model = lookup("reward", self.reward).metadata.get("args")
+        return None if model is None else model(**self.reward_args)
 
     def selector_args(self) -> Any:
         """The selector's validated `select_args` (its registered `args` model), or None when it has none."""
@@ -138,16 +156,16 @@ class LoopConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> LoopConfig:
-        model = lookup("selector", self.select).metadata.get("args")
-        if model is None and self.select_args:
-            raise ValueError(f"select_args: selector {self.select!r} takes no settings; remove select_args")
-        if model is not None:
-            try:
-                model(**self.select_args)
-            except ValidationError as e:
-                err = e.errors()[0]
-                where = ".".join(map(str, err["loc"]))
-                raise ValueError(f"select_args: {where}: {err['msg']}") from None
+        _check_args("select_args", "selector", self.select, self.select_args)
+        _check_args("reward_args", "reward", self.reward, self.reward_args)
+        if self.distill == "policy_gradient":
+            _check_policy_gradient(self)
+        else:
+            defaults = {"reward": "majority", "reward_args": {}, "kl_beta": 0.0, "clip_epsilon": 0.2, "pg_loss": "grpo"}
+            given = [name for name, value in defaults.items() if getattr(self, name) != value]
+            if given:
+                raise ValueError(f"{given[0]}: used only by distill = \"policy_gradient\"; set distill, or remove "
+                                 f"{given[0]}")
         if 0 < self.temperature < 1e-3:  # logits / T overflows float32 near 1e-38: a traceback in sampling
             raise ValueError(f"temperature: {self.temperature:g} is neither 0 (greedy) nor at least 0.001")
         if len(set(self.formats)) != len(self.formats):
@@ -158,6 +176,37 @@ class LoopConfig(_Strict):
             except (KeyError, IndexError, ValueError) as e:
                 raise ValueError(f"{name} may use only {{prompt}} and {{completion}} ({e})") from None
         return self
+
+
+def _check_args(field: str, kind: str, name: str, values: dict[str, Any]) -> None:
+    model = lookup(kind, name).metadata.get("args")
+    if model is None and values:
+        raise ValueError(f"{field}: {kind} {name!r} takes no settings; remove {field}")
+    if model is not None:
+        try:
+            model(**values)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise ValueError(f"{field}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+def _check_policy_gradient(loop: LoopConfig) -> None:
+    """What policy-gradient distillation cannot combine with: the rollouts it weighs are one round's own
+    samples, as sampled (no selector, no older rounds, no other formats, no harness-composed traces)."""
+    if loop.select != "self_consistency" or loop.select_args:  # the default select is not used
+        raise ValueError("select: distill = \"policy_gradient\" weighs every sample by its reward; choose the "
+                         "reward with loop.reward and remove select")
+    if loop.data_policy != "replace":
+        raise ValueError(f"data_policy: {loop.data_policy!r} mixes other rounds' rows into an on-policy update; "
+                         "distill = \"policy_gradient\" needs \"replace\"")
+    if loop.formats != ["cot"]:
+        raise ValueError("formats: distill = \"policy_gradient\" trains the samples as sampled; use [\"cot\"]")
+    if loop.amplify != "sample":
+        raise ValueError(f"amplify: {loop.amplify!r} composes traces the model did not sample; distill = "
+                         "\"policy_gradient\" needs \"sample\"")
+    if loop.temperature == 0:
+        raise ValueError("temperature: greedy samples of a question are all alike (no advantage); distill = "
+                         "\"policy_gradient\" needs a temperature above 0")
 
 
 class InspectTaskSpec(_Strict):

@@ -19,19 +19,20 @@ import math
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import transformers
 
 from harness import faults
-from harness.artifacts import Manifest, ReferenceRow, RoundFailed, RunStore, SampleRow, SelectedRow
+from harness.artifacts import Manifest, ReferenceRow, RoundFailed, RunError, RunStore, SampleRow, SelectedRow
 from harness.config import RunConfig, config_hash
 from harness.domains.base import Domain, Question, Splits, make_domain
 from harness.lock import write_lock
-from harness.models.base import ModelBackend
+from harness.models.base import ModelBackend, PolicyGradientBackend, PolicySettings, TrainStats
 from harness.models.factory import base_model, load_checkpoint
 from harness.models.tiny import base_cache
 from harness.models.training import epoch_steps
@@ -39,8 +40,10 @@ from harness.preflight import make_directory
 from harness.progress import Reporter, SilentReporter
 from harness.registry import lookup
 from harness.seeding import derive_seed
+from harness.strategies.distill import rollouts as distill_rollouts
 from harness.strategies.distill import training_set
 from harness.strategies.labeled import LabeledContext
+from harness.strategies.rewards import reward_selection
 from harness.strategies.select import LabelFreeDomain, SelectionContext, strip_labels
 from harness.summary import record_round
 
@@ -70,23 +73,63 @@ def decode(model: ModelBackend, domain: Domain, questions: list[Question], split
 
 def select(cfg: RunConfig, model: ModelBackend, domain: Domain, splits: Splits, samples: list[SampleRow], r: int,
            reporter: Reporter) -> list[SelectedRow]:
-    """Round r's training data for round r+1, by the registered selector. One that does not read labels gets
-    the samples through strip_labels and the domain through LabelFreeDomain: it cannot reach the truth."""
+    """Round r's training data for round r+1, by the registered selector; under policy-gradient distillation,
+    every sample with its registered reward and advantage. A selector or reward that does not read labels
+    gets the samples through strip_labels and the domain through LabelFreeDomain: it cannot reach the truth."""
     loop = cfg.loop
-    entry = lookup("selector", loop.select)
+    pg = loop.distill == "policy_gradient"
+    entry = lookup("reward", loop.reward) if pg else lookup("selector", loop.select)
+    args = loop.reward_settings() if pg else loop.selector_args()
     seed = derive_seed(cfg.seed, entry.metadata["seed_label"], r)
     if not entry.metadata["uses_labels"]:
-        return entry.obj(strip_labels(samples), SelectionContext(
-            round=r, loop=loop, args=loop.selector_args(), model=model, domain=LabelFreeDomain(domain), seed=seed,
-            reporter=reporter))
+        out = entry.obj(strip_labels(samples), SelectionContext(
+            round=r, loop=loop, args=args, model=model, domain=LabelFreeDomain(domain), seed=seed, reporter=reporter))
+    else:
+        def resample(questions: list[Question], label: str, seed: int) -> list[SampleRow]:
+            return decode(model, domain, questions, "pool", r, loop.k, loop.temperature, cfg, seed, reporter,
+                          label=label)
 
-    def resample(questions: list[Question], label: str, seed: int) -> list[SampleRow]:
-        return decode(model, domain, questions, "pool", r, loop.k, loop.temperature, cfg, seed, reporter,
-                      label=label)
+        out = entry.obj(samples, LabeledContext(round=r, loop=loop, args=args, model=model, domain=domain,
+                                                pool=splits.pool, decode=resample, seed=seed, reporter=reporter))
+    return reward_selection(samples, out, r) if pg else out
 
-    return entry.obj(samples, LabeledContext(round=r, loop=loop, args=loop.selector_args(), model=model,
-                                             domain=domain, pool=splits.pool, decode=resample, seed=seed,
-                                             reporter=reporter))
+
+def distill(cfg: RunConfig, store: RunStore, model: ModelBackend, domain: Domain, splits: Splits, r: int,
+            reporter: Reporter, record: Callable[[float], bool]) -> tuple[TrainStats, int, dict[str, int]]:
+    """Fine-tune `model` into round r's: on the data policy's pairs (sft), or by a policy-gradient update on
+    round r-1's rewarded samples. `record(loss)` sees each step's loss (True stops training). Returns the
+    stats, the examples trained on, and how many of each kind."""
+    loop, seed = cfg.loop, derive_seed(cfg.seed, "distill", r)
+    pg = loop.distill == "policy_gradient"
+    data, kinds = (distill_rollouts(store, r - 1, loop) if pg else
+                   training_set(store, r - 1, loop, domain, splits, derive_seed(cfg.seed, "mix", r)))
+    steps = loop.steps if loop.steps and data else epoch_steps(len(data), loop.epochs, loop.batch_size)
+    with reporter.task(f"round {r}: {'policy update' if pg else 'fine-tune'} ({len(data)})", steps) as advance:
+        def on_step(step: int, loss: float) -> bool:
+            advance(1)
+            return record(loss)
+
+        if not pg:
+            stats = model.finetune(cast(list, data), lr=loop.lr, epochs=loop.epochs, steps=loop.steps,
+                                   batch_size=loop.batch_size, seed=seed, on_step=on_step)
+            return stats, len(data), kinds
+        reference = load_checkpoint(cfg.model, store.verified_model(0)) if loop.kl_beta > 0 else None
+        settings = PolicySettings(beta=loop.kl_beta, epsilon=loop.clip_epsilon, loss_type=loop.pg_loss,
+                                  temperature=loop.temperature)
+        stats = cast(PolicyGradientBackend, model).policy_update(
+            cast(list, data), settings, lr=loop.lr, epochs=loop.epochs, steps=loop.steps,
+            batch_size=loop.batch_size, seed=seed, reference=reference, on_step=on_step)
+        return stats, len(data), kinds
+
+
+def model_problem(cfg: RunConfig, model: ModelBackend) -> str | None:
+    """Why this run's strategy cannot use this model (a method it lacks), or None."""
+    if cfg.loop.distill != "policy_gradient":
+        return None
+    needs = ("policy_update", *lookup("reward", cfg.loop.reward).metadata["needs"])
+    missing = [name for name in needs if not callable(getattr(model, name, None))]
+    return (f"loop.distill = \"policy_gradient\" with reward {cfg.loop.reward!r} needs a model with "
+            f"{', '.join(missing)}; backend {cfg.model.backend!r} has none") if missing else None
 
 
 def _versions() -> dict[str, str]:
@@ -154,6 +197,8 @@ def _run_locked(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Rep
     splits: Splits = domain.splits()
 
     model, base_info = base_model(cfg, domain, splits, base_key(cfg), cache_dir, reporter)
+    if (problem := model_problem(cfg, model)) is not None:
+        raise RunError(problem)
     manifest = Manifest(config=cfg.model_dump(mode="json"), config_hash=config_hash(cfg), seed=cfg.seed,
                         base_model=base_info,
                         versions=_versions(), git_revision=_git_revision(),
@@ -173,27 +218,20 @@ def _run_locked(cfg: RunConfig, out: Path, cache_dir: Path | None, reporter: Rep
         training, status, reason = None, "complete", None
         t0 = time.perf_counter()
         if r > 0:  # distill
-            pairs, kinds = training_set(store, r - 1, cfg.loop, domain, splits, derive_seed(cfg.seed, "mix", r))
             if cfg.loop.distill_from == "base":  # STaR and ReST-EM restart from the base every round
                 model = load_checkpoint(cfg.model, store.verified_model(0))
-            steps = cfg.loop.steps if cfg.loop.steps and pairs else epoch_steps(len(pairs), cfg.loop.epochs,
-                                                                                cfg.loop.batch_size)
             losses: list[float] = []
 
-            def on_step(step: int, loss: float, losses: list[float] = losses) -> bool:
-                advance(1)
+            def record(loss: float, losses: list[float] = losses) -> bool:
                 faults.reached("step")
                 losses.append(loss)
                 return not math.isfinite(loss)  # stop at once: nothing after a NaN step is meaningful
 
-            with reporter.task(f"round {r}: fine-tune ({len(pairs)})", steps) as advance:
-                stats = model.finetune(pairs, lr=cfg.loop.lr, epochs=cfg.loop.epochs, steps=cfg.loop.steps,
-                                       batch_size=cfg.loop.batch_size, seed=derive_seed(cfg.seed, "distill", r),
-                                       on_step=on_step)
-            training = {"examples": len(pairs), **{f"examples_{k}": v for k, v in kinds.items()},
+            stats, examples, kinds = distill(cfg, store, model, domain, splits, r, reporter, record)
+            training = {"examples": examples, **{f"examples_{k}": v for k, v in kinds.items()},
                         "steps": stats.steps, "trained_tokens": stats.tokens,
                         "mean_loss": _finite(stats.mean_loss), "final_loss": _finite(stats.final_loss)}
-            if not pairs:  # a loop that stalls: said in round.json, not a failure
+            if not examples:  # a loop that stalls: said in round.json, not a failure
                 status, reason = "no_update", f"empty training set: round {r - 1} selected nothing to train on"
             elif (reason := _training_failure(model, losses, stats)) is not None:
                 seconds["distill"] = time.perf_counter() - t0

@@ -26,6 +26,7 @@ T = TypeVar("T")
 GROUPS = {  # kind -> entry-point group
     "domain": "loopprobe.domains",
     "selector": "loopprobe.selectors",
+    "reward": "loopprobe.rewards",
     "amplifier": "loopprobe.amplifiers",
     "data_policy": "loopprobe.data_policies",
     "backend": "loopprobe.backends",
@@ -35,6 +36,7 @@ BUILTINS = {
     "domain": ("harness.domains.arithmetic", "harness.domains.word_problems", "harness.domains.sorting"),
     "selector": ("harness.strategies.select", "harness.strategies.labeled", "harness.strategies.judge",
                  "harness.strategies.self_verify"),
+    "reward": ("harness.strategies.rewards",),
     "amplifier": ("harness.strategies.amplify",),
     "data_policy": ("harness.strategies.distill",),
     "backend": ("harness.models.tiny.plugin", "harness.models.hf.plugin"),

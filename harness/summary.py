@@ -29,6 +29,8 @@ def _mean(values) -> float:
 
 def summarise_round(samples: Sequence[SampleRow], evals: Sequence[SampleRow], selected: Sequence[SelectedRow],
                     reference: Sequence[ReferenceRow]) -> tuple[dict[str, float | None], dict[str, int]]:
+    # policy gradient records every sample; its selection is what the update pushes up (advantage > 0)
+    selected = [row for row in selected if row.advantage is None or row.advantage > 0]
     by_q: dict[str, list[SampleRow]] = {}
     for s in samples:
         by_q.setdefault(s.question_id, []).append(s)

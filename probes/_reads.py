@@ -6,7 +6,7 @@ file it depends on changed.
     "samples"    pool samples          run.samples(r) / run.samples(r, "pool")
     "eval"       test and ood decodings run.samples(r, "test" | "ood", ...)
     "reference"  reference-text NLLs    run.reference_nll(r)
-    "selected"   the training sets      run.selected(r)
+    "selected"   the training sets      run.selected(r), run.rewards(r)
     "inspect"    inspect-ai logs        run.path(r, "inspect/<task>.eval")
 """
 
@@ -53,6 +53,10 @@ class DeclaredReads:
     def selected(self, r: int):
         self._need("selected", f"run.selected({r})")
         return self._view.selected(r)
+
+    def rewards(self, r: int):
+        self._need("selected", f"run.rewards({r})")
+        return self._view.rewards(r)
 
     def path(self, r: int, name: str):
         read = "inspect" if name.startswith("inspect/") else _BY_FILE.get(name)

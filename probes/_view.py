@@ -261,8 +261,19 @@ class RunView:
         return self._cache[key]  # type: ignore[return-value]
 
     def selected(self, r: int) -> list[dict]:
-        """The training set round r built (rows of selected.jsonl), question id and sample index first."""
-        return list(self._rows(r, "selected.jsonl"))
+        """The training set round r built (rows of selected.jsonl), question id and sample index first. Under
+        policy-gradient distillation every sample is recorded with its advantage; the rows here are those the
+        update pushes up (advantage > 0), so label-noise and direction probes read it as a selection."""
+        return [row for row in self._rows(r, "selected.jsonl") if row.get("advantage", 1.0) > 0]
+
+    def rewards(self, r: int) -> dict[str, float]:
+        """Under policy-gradient distillation, each pool question's mean reward over its samples in round r
+        (what the update maximises: the loop's proxy); empty when the run recorded no rewards."""
+        sums: dict[str, list[float]] = {}
+        for row in self._rows(r, "selected.jsonl"):
+            if row.get("reward") is not None:
+                sums.setdefault(row["question_id"], []).append(row["reward"])
+        return {q: float(np.mean(v)) for q, v in sums.items()}
 
     def round_record(self, r: int) -> dict:
         """round.json of round r (summary, counts, training stats, sha256 of each file)."""
@@ -338,6 +349,10 @@ class PooledRunView:
         parts = [v.reference_nll(r) for v in self.views]
         return (tuple(p + i for (ids, _, _), p in zip(parts, self._prefixes) for i in ids),
                 np.concatenate([nll for _, nll, _ in parts]), np.concatenate([n for _, _, n in parts]))
+
+    def rewards(self, r: int) -> dict[str, float]:
+        """Every run's mean reward per pool question in round r (as RunView.rewards), question ids prefixed."""
+        return {p + q: v for view, p in zip(self.views, self._prefixes) for q, v in view.rewards(r).items()}
 
     def selected(self, r: int) -> list[dict]:
         """Every run's training set of round r (as RunView.selected), question ids prefixed."""

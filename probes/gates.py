@@ -2,6 +2,9 @@
 within the bounds a suite sets. Two forms:
 
 - a measurement of a condition (every condition, or the one named): `probe`, `stat`, `min`/`max`, `use`;
+- a mean over conditions (`across = "mean"`): the measurement `stat` of every condition whose name matches
+  `condition` (a shell pattern; default every condition), averaged, with a 95% CI over conditions (Wilson's
+  score interval when every value is 0 or 1, e.g. a hit rate; else a bootstrap over conditions);
 - a difference between conditions: `condition` (B) minus `baseline` (A) of the measurement `stat` at
   `round` (default: the last round both have), paired on the per-item records when the items match
   (probes.differences); `use = "ci_low"` with `min`, or `"ci_high"` with `max`, gates its direction with a
@@ -14,6 +17,7 @@ when the measurement is in both conditions): it would hold vacuously."""
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import math
 from typing import Annotated, Literal
 
@@ -38,6 +42,8 @@ class GateSpec(BaseModel):
     baseline: str | None = Field(None, description="gate condition minus this condition (needs condition)")
     round: Annotated[int, Strict()] | None = Field(None, ge=0, le=100,
                                                    description="difference gates: the round (default: the last)")
+    across: Literal["mean"] | None = Field(None, description="the mean over the conditions `condition` matches "
+                                                             "(a shell pattern; default all), CI over conditions")
 
     @model_validator(mode="after")
     def _bounded(self) -> GateSpec:
@@ -53,6 +59,8 @@ class GateSpec(BaseModel):
             raise ValueError("a difference gate (baseline) needs the condition it subtracts the baseline from")
         if self.baseline is not None and self.baseline == self.condition:
             raise ValueError("baseline and condition must differ")
+        if self.across is not None and self.baseline is not None:
+            raise ValueError("a gate across conditions (across) takes no baseline")
         if self.round is not None and self.baseline is None:
             raise ValueError("round applies to difference gates (with baseline) only")
         return self
@@ -61,6 +69,8 @@ class GateSpec(BaseModel):
         bounds = " and ".join(b for b in (f">= {self.min:g}" if self.min is not None else "",
                                           f"<= {self.max:g}" if self.max is not None else "") if b)
         what = self.stat if self.use == "value" else f"{self.stat} ({self.use})"
+        if self.across is not None:
+            what = f"{what} [{self.across} over {self.condition or 'every condition'}]"
         if self.baseline is not None:
             at = "" if self.round is None else f" at round {self.round}"
             what = f"{what} [{self.condition} − {self.baseline}{at}]"
@@ -112,6 +122,41 @@ def difference_measurement(gate: GateSpec, a: ProbeResults, b: ProbeResults, see
                        ci_low=d.ci_low, ci_high=d.ci_high, round=r, p_value=d.p_value, degenerate=degenerate,
                        details={"method": d.method, "n_items": d.n_items, "a": d.a, "b": d.b,
                                 "baseline": gate.baseline, "condition": gate.condition, "degenerate_in": sides})
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson's score interval for a binomial proportion (95% by default)."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def across_measurement(gate: GateSpec, results: dict[str, ProbeResults], seed: int = 0) -> Measurement:
+    """The mean of `gate.stat` over the conditions `gate.condition` matches, with its CI over conditions."""
+    from probes import stats
+
+    names = [c for c in results if fnmatch.fnmatchcase(c, gate.condition or "*")]
+    if not names:
+        raise ProbeError(f"gate on {gate.probe} {gate.stat}: no condition matches {gate.condition!r}")
+    found = {c: find_measurement(results[c].measurements, gate.probe, gate.stat) for c in names}
+    values = {c: m.value for c, m in found.items()}
+    missing = [c for c, m in found.items() if m.value is None or m.degenerate is not None]
+    details = {"values": values, "conditions": len(names)}
+    if missing:
+        return Measurement(probe=gate.probe, name=f"{gate.stat} [mean]", value=None, details=details,
+                           degenerate=f"undefined or degenerate in {', '.join(missing)}")
+    x = [float(v) for v in values.values()]  # type: ignore[arg-type]
+    mean = sum(x) / len(x)
+    if set(x) <= {0.0, 1.0}:
+        low, high = wilson_interval(int(sum(x)), len(x))
+        details["method"] = "Wilson score interval"
+    else:
+        est = stats.mean_ci(x, seed=seed)
+        low, high = est.ci_low, est.ci_high
+        details["method"] = "bootstrap over conditions"
+    return Measurement(probe=gate.probe, name=f"{gate.stat} [mean over {len(x)}]", value=mean, ci_low=low,
+                       ci_high=high, details=details)
 
 
 def degenerate_difference(sides: dict[str, Measurement]) -> str | None:

@@ -95,6 +95,15 @@ def sum_form(name: str, features: Callable[[np.ndarray, np.ndarray], np.ndarray]
 sum_form("ratio_of_sums", lambda x, drawn: x[:, :2], lambda s, n: _ratio(s[:, 1], s[:, 0]))
 
 
+@statistic("skill_score")
+def skill_score(x: np.ndarray) -> np.ndarray:
+    """1 - sum(column 1) / sum(column 0): a forecast's loss (column 1) against a baseline's (column 0)."""
+    return 1.0 - ratio_of_sums(x)
+
+
+sum_form("skill_score", lambda x, drawn: x[:, :2], lambda s, n: 1.0 - _ratio(s[:, 1], s[:, 0]))
+
+
 def _resampled(values: np.ndarray, name: str, params: Mapping, n_boot: int, seed: int) -> np.ndarray | None:
     if values.shape[0] < _resample.MIN_ITEMS:
         return None

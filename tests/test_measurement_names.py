@@ -41,7 +41,7 @@ def produced(tmp_path_factory) -> dict[str, dict[str, set[str]]]:
 
 def test_every_builtin_probe_declares_its_names_except_the_one_named_by_data():
     declared = {pid: cls.measurements for pid, cls in _builtins().items()}
-    assert len(declared) == 18
+    assert len(declared) == 20
     assert declared.pop("inspect.task_drift") is None  # `<task>.<key>`: known only from the logs
     undeclared = [pid for pid, names in declared.items() if not names]
     assert not undeclared, f"probes without `measurements`: {undeclared}"

@@ -88,7 +88,7 @@ def test_sum_form_statistics_are_unchanged(k, monkeypatch):
         out += [estimate_bits(e) for e in stats.bootstrap_many(
             np.concatenate([cols, later], axis=1), {n: f"difference:{n}" for n in names}, seed=4).values()]
         out += [estimate_bits(stats.bootstrap(counts, s, seed=6)) for s in
-                ("ratio_of_sums", "selection_amplification", "difference:ratio_of_sums")]
+                ("ratio_of_sums", "selection_amplification", "difference:ratio_of_sums", "skill_score")]
         return out
 
     fast = run()

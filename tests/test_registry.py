@@ -24,6 +24,7 @@ from tests.fake_backend import FunctionBackend
 BUILT_IN = {
     "domain": {"arithmetic", "word_problems", "sorting"},
     "selector": {"self_consistency", "verifier", "gold_rationalization", "judge", "none", "self_verify"},
+    "reward": {"majority", "verifier", "noisy_verifier", "self_certainty"},
     "amplifier": {"sample", "decompose"},
     "data_policy": {"replace", "accumulate", "mix_real"},
     "backend": {"tiny", "hf"},

@@ -202,6 +202,11 @@ STRATEGIES = {
     "none": ({"select": "none", "formats": ["cot", "direct"]}, {}),
     "decompose": ({"amplify": "decompose"}, {}),
     "mix_real": ({"data_policy": "mix_real", "real_fraction": 0.3}, {}),
+    "pg_majority": ({"distill": "policy_gradient", "reward": "majority"}, {}),
+    "pg_self_certainty_kl": ({"distill": "policy_gradient", "reward": "self_certainty", "kl_beta": 0.04,
+                             "pg_loss": "dapo"}, {}),
+    "pg_noisy_verifier": ({"distill": "policy_gradient", "reward": "noisy_verifier", "reward_args": {"flip": 0.3}},
+                          {}),
 }
 
 

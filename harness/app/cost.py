@@ -238,6 +238,9 @@ def _run_work(cfg: RunConfig) -> dict[str, float]:
     score = rounds * d.reference_size * seq
     if loop.select == "judge":
         score += rounds * pool_rows * (2 + prompt + new + len(loop.judge_prompt) + len(loop.judge_target))
+    if loop.distill == "policy_gradient":  # every sample's old log-probs, the reference's, self-certainty
+        passes = 1 + (loop.kl_beta > 0) + (loop.reward == "self_certainty")
+        score += rounds * pool_rows * passes * (2 + prompt + new)
     kept = pool_rows * (loop.judge_keep if loop.select == "judge" else 1.0) * len(loop.formats)
     train = 0.0
     for r in range(1, rounds):

@@ -17,6 +17,7 @@ the nearest valid choice.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -306,9 +307,14 @@ def _gate_problem(suite: Suite, i: int, gate: GateSpec, chosen: dict[str, dict[s
     if gate.probe not in chosen:
         return (f"key gates.{i}.probe: probe {gate.probe!r} is gated but not run ([probes] include or exclude "
                 "leaves it out)")
+    if gate.across is not None:
+        matched = [c for c in suite.condition_names() if fnmatch.fnmatchcase(c, gate.condition or "*")]
+        if len(matched) < 2:
+            return (f"key gates.{i}.condition: {_show(gate.condition or '*')} matches {len(matched)} condition(s); "
+                    "a gate across conditions needs at least 2")
     for key in ("condition", "baseline"):
         name = getattr(gate, key)
-        if name is not None and name not in suite.condition_names():
+        if gate.across is None and name is not None and name not in suite.condition_names():
             return f"key gates.{i}.{key}: unknown condition {_show(name)}{_nearest(name, suite.condition_names())}"
     if gate.round is not None and gate.round > max(suite.run_config(c, 0).loop.rounds
                                                    for c in (gate.condition, gate.baseline)):

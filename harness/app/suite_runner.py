@@ -11,6 +11,7 @@ the suite: the other conditions still run, and the verdict says the failed one i
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 from harness.app.suite import Suite
@@ -22,7 +23,7 @@ from harness.lock import write_lock
 from harness.preflight import make_directory
 from harness.progress import Reporter, SilentReporter
 from probes import Measurement, PooledRunView, ProbeError, RunView, incomplete, results_for
-from probes.gates import GateResult, GateSpec, SuiteOutcome, difference_measurement, evaluate
+from probes.gates import GateResult, GateSpec, SuiteOutcome, across_measurement, difference_measurement, evaluate
 
 
 def _unevaluable(gate: GateSpec, condition: str, why: ProbeError) -> GateResult:
@@ -125,6 +126,16 @@ def _check(suite: Suite, out: Path, seeds: list[int] | None = None) -> SuiteOutc
     unfinished = {c: incomplete(v, suite.run_config(c, seeds[0]).loop.rounds) for c, v in views.items()}
     gates = []
     for g in suite.gates:
+        if g.across is not None:
+            label = g.condition or "every condition"
+            try:
+                m = across_measurement(g, results)
+            except ProbeError as e:
+                gates.append(_unevaluable(g, label, e))
+                continue
+            matched = [c for c in results if fnmatch.fnmatchcase(c, g.condition or "*")]
+            gates.append(evaluate(g, label, m, next((unfinished[c] for c in matched if unfinished[c]), None)))
+            continue
         if g.baseline is not None:
             label = f"{g.condition} − {g.baseline}"
             try:

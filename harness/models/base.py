@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -34,6 +34,25 @@ class TrainStats:
     mean_loss: float  # mean per-token loss over the steps; nan when there was nothing to train on
     final_loss: float  # mean over the last 10 steps
     seconds: float
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One sampled completion of a prompt, with its advantage (its reward against its group's)."""
+
+    prompt: str
+    completion: str
+    advantage: float
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """The update's settings (`[loop] kl_beta`, `clip_epsilon`, `pg_loss`, `temperature`)."""
+
+    beta: float = 0.0  # weight of the k3 KL penalty to the reference
+    epsilon: float = 0.2  # the clip range of the ratio, both sides
+    loss_type: Literal["grpo", "dapo"] = "grpo"
+    temperature: float = 1.0  # the sampling temperature: log-probs are of logits / temperature
 
 
 @runtime_checkable
@@ -64,6 +83,20 @@ class ModelBackend(Protocol):
 
     def save(self, directory: Path) -> None:
         """Write a checkpoint that the backend plugin's `load(directory)` restores: same scores, same samples."""
+        ...
+
+
+@runtime_checkable
+class PolicyGradientBackend(Protocol):
+    """A model that can take a policy-gradient step (`[loop] distill = "policy_gradient"`): both built-in
+    backends, through `harness.models.policy_gradient`."""
+
+    def policy_update(self, rollouts: list[Rollout], settings: PolicySettings, *, lr: float, epochs: float,
+                      batch_size: int, seed: int, steps: int | None = None, reference: Any = None,
+                      on_step: Callable[[int, float], bool] | None = None) -> TrainStats:
+        """GRPO's clipped surrogate over the rollouts (their advantages given), log-probs at
+        `settings.temperature`; old log-probs are the model's as given, the KL penalty is to `reference` (a
+        model of the same backend; needed when `settings.beta` > 0). Steps as `finetune` counts them."""
         ...
 
 

@@ -98,10 +98,14 @@ def _logits(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     return model(input_ids=batch.ids, attention_mask=batch.mask).logits
 
 
-def token_logprobs(model: torch.nn.Module, batch: Batch, banned: Sequence[int] = ()) -> torch.Tensor:
+def token_logprobs(model: torch.nn.Module, batch: Batch, banned: Sequence[int] = (), *,
+                   temperature: float = 1.0) -> torch.Tensor:
     """Log-prob of each labelled next token, 0 where unlabelled: [N, L-1]. `banned` ids are masked out of the
-    distribution, as the backends' samplers mask them, so scores and sampled log-probs agree."""
+    distribution, as the backends' samplers mask them, so scores and sampled log-probs agree. A temperature
+    other than 1 scores the distribution sampled at it (logits / temperature; policy-gradient updates)."""
     logits = _logits(model, batch)[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
     if banned:
         logits[..., list(banned)] = -torch.inf
     target = batch.labels[:, 1:]

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.artifacts import RunStore, SelectedRow, read_jsonl
+from harness.artifacts import RunError, RunStore, SelectedRow, read_jsonl
 from harness.domains.base import Splits
+from harness.models.base import Rollout
 from harness.registry import lookup, register
 
 if TYPE_CHECKING:
@@ -33,6 +34,20 @@ def training_set(store: RunStore, upto: int, loop: LoopConfig, domain, splits: S
                  seed: int) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """(prompt, completion) pairs for round `upto + 1`, and how many of each kind: the run's data policy."""
     return lookup("data_policy", loop.data_policy).obj(store, upto, loop, domain, splits, seed)
+
+
+def rollouts(store: RunStore, upto: int, loop: LoopConfig) -> tuple[list[Rollout], dict[str, int]]:
+    """Policy gradient: round `upto`'s samples as recorded with their advantages, the rollouts round
+    `upto + 1`'s update weighs, and how many were kept and dropped. Without a KL penalty a sample whose
+    advantage is 0 (its question's rewards were all equal) adds nothing to the gradient; it is dropped, as
+    DAPO's dynamic sampling drops such groups, so every step's batch carries signal."""
+    rows = read_jsonl(store.verified(upto, "selected.jsonl"), SelectedRow)
+    if any(row.advantage is None for row in rows):
+        raise RunError(f"{store.round_dir(upto) / 'selected.jsonl'}: rows without an advantage; this run's round "
+                       f"{upto} was not recorded for distill = \"policy_gradient\" (start a new --out)")
+    kept = [Rollout(row.prompt, row.completion, float(row.advantage or 0.0)) for row in rows
+            if loop.kl_beta > 0 or row.advantage != 0]
+    return kept, {"rollouts": len(kept), "zero_advantage": len(rows) - len(kept)}
 
 
 def selected_pairs(store: RunStore, rounds: list[int], loop: LoopConfig,

@@ -1,3 +1,12 @@
 """The built-in probe library: importing it registers every built-in probe."""
 
-from probes.library import attractors, confident_wrong, drift, forecast, inspect_drift  # noqa: F401
+from probes.library import (  # noqa: F401
+    attractors,
+    collapse,
+    confident_wrong,
+    drift,
+    forecast,
+    forecast_skill,
+    inspect_drift,
+    regime,
+)

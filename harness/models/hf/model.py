@@ -31,8 +31,8 @@ from transformers import (
 )
 
 from harness.artifacts import RunError
-from harness.models import training
-from harness.models.base import Completion, TrainStats
+from harness.models import policy_gradient, training
+from harness.models.base import Completion, PolicySettings, Rollout, TrainStats
 from harness.models.hf.config import HFConfig
 from harness.seeding import derive_seed
 
@@ -281,6 +281,21 @@ class HFModel:
               ) -> list[tuple[float, int]]:
         return training.score(self.model, self._pairs, prompts, completions, add_eos,
                               batch_size=self.config.score_batch_size, banned=self.never_generated)
+
+    def policy_update(self, rollouts: list[Rollout], settings: PolicySettings, *, lr: float, epochs: float,
+                      batch_size: int, seed: int, steps: int | None = None, reference: HFModel | None = None,
+                      on_step: Callable[[int, float], bool] | None = None) -> TrainStats:
+        """The training core's GRPO update (harness.models.policy_gradient, TRL's loss term for term) on the
+        trainable parameters, in micro-batches of `train_micro_batch_size`. Not TRL's GRPOTrainer, whatever
+        `trainer` says: it samples its own rollouts, and the loop's are sampled and recorded before the update."""
+        return policy_gradient.policy_update(
+            self.model, self._pairs, rollouts, settings, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
+            steps=steps, reference=reference.model if reference else None, banned=self.never_generated,
+            micro_batch_size=self.config.train_micro_batch_size, on_step=on_step)
+
+    def self_certainty(self, prompts: list[str], completions: list[str]) -> list[float]:
+        return policy_gradient.self_certainty(self.model, self._pairs, prompts, completions,
+                                              batch_size=self.config.score_batch_size, banned=self.never_generated)
 
     def finetune(self, pairs: list[tuple[str, str]], *, lr: float, epochs: float, batch_size: int, seed: int,
                  steps: int | None = None, on_step: Callable[[int, float], bool] | None = None) -> TrainStats:

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from transformers import LlamaForCausalLM
 
-from harness.models import training
-from harness.models.base import Completion, TrainStats
+from harness.models import policy_gradient, training
+from harness.models.base import Completion, PolicySettings, Rollout, TrainStats
 from harness.models.tiny import sampler
 from harness.models.tiny import training as tiny_training
 from harness.models.tiny.config import TinyConfig
@@ -50,6 +50,18 @@ class TinyModel:
                  steps: int | None = None, on_step: Callable[[int, float], bool] | None = None) -> TrainStats:
         return training.finetune(self.model, tiny_training.encoder(self.tokenizer), pairs, lr=lr, epochs=epochs,
                                  batch_size=batch_size, seed=seed, steps=steps, on_step=on_step)
+
+    def policy_update(self, rollouts: list[Rollout], settings: PolicySettings, *, lr: float, epochs: float,
+                      batch_size: int, seed: int, steps: int | None = None, reference: TinyModel | None = None,
+                      on_step: Callable[[int, float], bool] | None = None) -> TrainStats:
+        return policy_gradient.policy_update(
+            self.model, tiny_training.encoder(self.tokenizer), rollouts, settings, lr=lr, epochs=epochs,
+            batch_size=batch_size, seed=seed, steps=steps, reference=reference.model if reference else None,
+            banned=self.tokenizer.never_generated, on_step=on_step)
+
+    def self_certainty(self, prompts: list[str], completions: list[str]) -> list[float]:
+        return policy_gradient.self_certainty(self.model, tiny_training.encoder(self.tokenizer), prompts, completions,
+                                              batch_size=256, banned=self.tokenizer.never_generated)
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
