@@ -1,5 +1,5 @@
 """The `hf` backend on a CUDA GPU (marked `gpu`, skipped without one): sampling, scoring and fine-tuning with
-loopprobe's training core and with TRL's SFTTrainer (full and LoRA) meet the CPU contract, checkpoints round-trip,
+loopprobe's training core and with TRL's SFTTrainer (full and LoRA), and a policy-gradient update, meet the CPU contract, checkpoints round-trip,
 and the GPU's scores agree with the CPU's on the same weights.
 
     pytest -m gpu tests/test_gpu.py
@@ -50,6 +50,12 @@ def test_gpu_scores_agree_with_the_cpu_on_the_same_weights(model_dir):
     prompts, completions = [p for p, _ in contract.PAIRS], [c for _, c in contract.PAIRS]
     for (a, n), (b, m) in zip(gpu.score(prompts, completions), cpu.score(prompts, completions)):
         assert n == m and a == pytest.approx(b, rel=1e-4, abs=1e-3)
+
+
+def test_a_policy_gradient_update_on_the_gpu_moves_its_rollouts(model_dir):
+    from tests.test_policy_gradient import update_moves_the_rollouts
+
+    update_moves_the_rollouts(on_gpu(model_dir), reference=on_gpu(model_dir))
 
 
 @pytest.mark.parametrize("trainer", TRAINERS)

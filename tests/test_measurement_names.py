@@ -31,6 +31,7 @@ def produced(tmp_path_factory) -> dict[str, dict[str, set[str]]]:
     runs = {"crank+planted": write_synthetic_run(root / "crank", planted, domain=PLANTED, **SIZES),
             "clean": write_synthetic_run(root / "clean", clean_rounds(3), **SIZES),
             "two rounds": write_synthetic_run(root / "two", crank_rounds(2), **SIZES),
+            "five rounds": write_synthetic_run(root / "five", crank_rounds(5), **SIZES),  # forecast.skill's h = 3
             "one round": write_synthetic_run(root / "one", clean_rounds(1), **SIZES)}
     out: dict[str, dict[str, set[str]]] = {}
     for pid, cls in _builtins().items():
@@ -41,7 +42,7 @@ def produced(tmp_path_factory) -> dict[str, dict[str, set[str]]]:
 
 def test_every_builtin_probe_declares_its_names_except_the_one_named_by_data():
     declared = {pid: cls.measurements for pid, cls in _builtins().items()}
-    assert len(declared) == 20
+    assert len(declared) == 22
     assert declared.pop("inspect.task_drift") is None  # `<task>.<key>`: known only from the logs
     undeclared = [pid for pid, names in declared.items() if not names]
     assert not undeclared, f"probes without `measurements`: {undeclared}"

@@ -138,6 +138,32 @@ def test_an_update_raises_what_has_positive_advantage_and_lowers_the_rest():
     assert stopped.steps == 3
 
 
+def update_moves_the_rollouts(model, reference=None) -> tuple[float, float]:
+    """A few GRPO steps on two rollouts of one prompt, +1 and -1: the (gain, loss) of their log-probs."""
+    prompt, good, bad = "Q: 1+2\n", "A: 3", "A: 4"
+    before = [lp for lp, _ in model.score([prompt] * 2, [good, bad])]
+    model.policy_update([Rollout(prompt, good, 1.0), Rollout(prompt, bad, -1.0)],
+                        PolicySettings(temperature=0.8, beta=0.04 if reference else 0.0), lr=3e-3, epochs=10,
+                        batch_size=2, seed=0, reference=reference)
+    after = [lp for lp, _ in model.score([prompt] * 2, [good, bad])]
+    assert after[0] > before[0] + 0.05 and after[1] < before[1] - 0.05, (before, after)
+    certainty = model.self_certainty([prompt], [good])
+    assert len(certainty) == 1 and certainty[0] > 0
+    return after[0] - before[0], before[1] - after[1]
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_the_hf_backend_takes_the_same_update(tmp_path, lora):
+    from harness.models.hf.config import HFConfig, LoraConfig
+    from harness.models.hf.model import HFModel
+    from harness.models.hf.testing import make_tiny_model_dir
+
+    path = str(make_tiny_model_dir(tmp_path / "m"))
+    adapters = LoraConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"]) if lora else None
+    model = HFModel.from_config(HFConfig(path=path, lora=adapters), seed=1)
+    update_moves_the_rollouts(model, reference=HFModel.from_config(HFConfig(path=path), seed=1))
+
+
 def test_a_kl_penalty_holds_the_update_near_the_reference():
     config = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
     reference = TinyModel.initialise(config, 0)

@@ -126,8 +126,10 @@ def test_records_recompute_every_value_they_stand_behind(runs):
     assert checked > 150
     with_ci = [m for m in results.measurements if m.ci_low is not None]
     without = sorted({m.probe for m in with_ci if not m.item_records()})
-    # pool-level statistics (halves), a round found by a rule (its CI: the rule over resamples), z-scores
-    assert without == ["attractor.basins", "attractor.collapse_step", "attractor.rationale_diversity", "drift.spike"]
+    # pool-level statistics (halves), a round found by a rule (its CI: the rule over resamples), z-scores, a
+    # skill against a fit refitted in every resample
+    assert without == ["attractor.basins", "attractor.collapse_step", "attractor.rationale_diversity", "drift.spike",
+                       "forecast.skill"]
 
 
 def test_sidecar_round_trips_is_deterministic_and_verified(runs, tmp_path):

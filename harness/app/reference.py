@@ -206,6 +206,18 @@ def _strategies() -> str:
         if e.metadata.get("args") is not None:
             out += [f"### `select_args` of `select = \"{name}\"` {{ #select-args-{name} }}",
                     model_table(e.metadata["args"], "loop.select_args", 4)]
+    rows = ["| `reward =` | description | uses labels | model needs | `reward_args` |", "|---|---|---|---|---|"]
+    for name, e in registered("reward").items():
+        args = e.metadata.get("args")
+        link = f"[`{args.__name__}`](#reward-args-{name})" if args else "none"
+        needs = ", ".join(f"`{m}`" for m in e.metadata.get("needs", ())) or "nothing"
+        rows.append(f"| `\"{name}\"` | {text(e.metadata.get('description', ''))} | "
+                    f"{'yes' if e.metadata.get('uses_labels') else 'no'} | {needs} | {link} |")
+    out += ["### `reward`: the registered rewards (`distill = \"policy_gradient\"`)", "\n".join(rows)]
+    for name, e in registered("reward").items():
+        if e.metadata.get("args") is not None:
+            out += [f"### `reward_args` of `reward = \"{name}\"` {{ #reward-args-{name} }}",
+                    model_table(e.metadata["args"], "loop.reward_args", 4)]
     return _join(out)
 
 

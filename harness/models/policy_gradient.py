@@ -14,7 +14,9 @@ batch (tests/test_policy_gradient.py):
 Log-probs are taken at the sampling temperature (logits / T), as TRL takes them, with the tokens a backend
 never samples masked out. Old and reference log-probs are computed once, before the first step, from the
 model as it was given (the round that sampled the rollouts) and from the reference. Steps, batches, the
-schedule and AdamW are the supervised core's (`harness.models.training`), so only the loss differs.
+schedule and AdamW are the supervised core's (`harness.models.training`), so only the loss differs. A
+rollout's tokens are its completion and eos, as a supervised row's (for the rare sample cut at
+max_new_tokens, that eos was not sampled).
 """
 
 from __future__ import annotations

@@ -90,6 +90,8 @@ class ForecastSkill(Probe):
     (the split's mean pass@1 forecast by R = -a exp(H) + b fitted to rounds 0..r, at the entropy's trend;
     from r = 1; the loss is the squared error of the mean, refitted in every bootstrap resample). Losses
     are summed over every r with r + h recorded. Names: `<split>.h<h>.<score>.vs_<baseline>`; concern none.
+    A horizon the run is too short for, and a baseline with no pair to score (the trend and the fit need
+    a round before r), are not reported; a score whose two losses are both 0 is undefined (value None).
     """
 
     id = "forecast.skill"
@@ -121,10 +123,8 @@ class ForecastSkill(Probe):
         for h in range(1, MAX_HORIZON + 1):
             prefix = f"{split}.h{h}."
             pairs = [(i, i + h) for i in range(len(rounds) - h)] if h <= self.params.max_horizon else []
-            if not pairs:
-                out += [self.measurement(n, None, degenerate=f"no two rounds {h} apart")
-                        for n in names if n.startswith(prefix)]
-                continue
+            if not pairs:  # the run is too short for this horizon: nothing to report (as a delta_vs_previous
+                continue   # of a one-round run)
             out += self._horizon(run, split, rounds, tables, pairs, half, prefix, ids)
         return out
 
@@ -173,21 +173,23 @@ class ForecastSkill(Probe):
                                                                                         in pairs]}
         out = []
         for key, columns in losses.items():
-            if not columns[:, 0].any() and not columns[:, 1].any():
-                out.append(self.measurement(prefix + key.replace(".", ".vs_"), None, degenerate="no loss to score "
-                                            "(no earlier round for the trend, or no change at all)", details=details))
+            if key.endswith(".trend") and not aggregate:  # no pair from round 1 on: no trend to compare with
+                continue
+            if not columns[:, 0].any() and not columns[:, 1].any():  # 0 / 0: both forecasts exact everywhere
+                out.append(self.measurement(prefix + key.replace(".", ".vs_"), None, degenerate=None,
+                                            details={**details, "reason": "both forecasts were exact on every "
+                                                     "question: no loss to compare"}))
                 continue
             est = self.bootstrap(columns, "skill_score", ids=ids)
             out.append(self.measurement(prefix + key.replace(".", ".vs_"), est, round=rounds[pairs[-1][1]],
                                         details={**details, "loss_baseline": float(columns[:, 0].sum()),
                                                  "loss_dataset": float(columns[:, 1].sum())}, degenerate=None))
-        out.append(self._entropy_fit(run, split, rounds, tables, aggregate, prefix, ids, details, h))
+        if aggregate:  # the fit needs two rounds up to r: pairs from round 1 on
+            out.append(self._entropy_fit(run, split, rounds, tables, aggregate, prefix, ids, details, h))
         return out
 
     def _entropy_fit(self, run, split, rounds, tables, aggregate, prefix, ids, details, h):
         name = prefix + "accuracy.vs_entropy_fit"
-        if not aggregate:
-            return self.measurement(name, None, degenerate="needs a pair from round 1 on", details=details)
         slots_all = _Slots([tables[r] for r in rounds], tables[rounds[0]].truth, tables[rounds[0]].missing)
         per_round = [slots_all.metrics(slots_all.dist(tables[r].answers)) for r in rounds]
         # column 0: the point estimate; then one column per bootstrap resample of the questions

@@ -10,23 +10,28 @@ from probes.common import aligned_rounds, finite, vote
 REGIMES = {1.0: "improving", 0.0: "drift", -1.0: "crank"}
 
 
-def _per_item(run: RunView) -> tuple[dict, dict]:
-    """(test ids, per-round pass@1 per test question), (pool ids, per-round confident-wrong per pool question)."""
+def _per_item(run: RunView) -> dict[str, dict]:
+    """Per-round per-item values, with their item ids: test pass@1 and greedy accuracy per test question,
+    confident-wrong (a wrong majority with share >= CONFIDENT_SHARE) per pool question."""
     test_ids, tests = aligned_rounds(run, "test", "sample")
+    greedy_ids, greedy = aligned_rounds(run, "test", "greedy")
     pool_ids, pools = aligned_rounds(run, "pool")
-    pass1 = {r: t.correct.mean(axis=1) for r, t in tests.items()}
     cw = {}
     for r, t in pools.items():
         right, share = vote(t)
         cw[r] = ((~right) & (share >= CONFIDENT_SHARE)).astype(float)
-    return {"ids": test_ids, "by_round": pass1}, {"ids": pool_ids, "by_round": cw}
+    return {"pass1": {"ids": test_ids, "by_round": {r: t.correct.mean(axis=1) for r, t in tests.items()}},
+            "greedy": {"ids": greedy_ids, "by_round": {r: t.correct[:, 0].astype(float) for r, t in greedy.items()}},
+            "cw": {"ids": pool_ids, "by_round": cw}}
 
 
 @probe
 class Regime(Probe):
     """The run's regime called from rounds 0 and 1 only, scored against the change from round 0 to the last
-    round: improving (test pass@1 rose: the paired change's CI wholly above 0), else crank (the pool's
-    confident-wrong rate rose: its CI wholly above 0; the self-reinforcing attractor), else drift.
+    round. From the paired changes (CIs over questions): crank, when the pool's confident-wrong rate rose
+    (CI wholly above 0) and greedy test accuracy did not (its CI reaches 0 or below: more confidently wrong,
+    not more right: the self-reinforcing attractor); else improving, when test pass@1 or greedy accuracy
+    rose (CI wholly above 0); else drift.
 
     `call`: the regime of the round 0 -> 1 changes (1 improving, 0 drift, -1 crank; the name in
     `details`); `final`: the same rule on round 0 -> last; `hit`: 1 when they agree (over a map of
@@ -40,22 +45,22 @@ class Regime(Probe):
     reads = ("samples", "eval")
     measurements = ("call", "final", "hit", "cost_share")
 
-    def _classify(self, pass1: dict, cw: dict, a: int, b: int) -> tuple[float, dict]:
-        gain = self.paired_difference(pass1["by_round"][a], pass1["by_round"][b], ids=pass1["ids"])
-        entrench = self.paired_difference(cw["by_round"][a], cw["by_round"][b], ids=cw["ids"])
-        code = 1.0 if gain.ci_low > 0 else -1.0 if entrench.ci_low > 0 else 0.0
+    def _classify(self, values: dict[str, dict], a: int, b: int) -> tuple[float, dict]:
+        change = {k: self.paired_difference(v["by_round"][a], v["by_round"][b], ids=v["ids"])
+                  for k, v in values.items()}
+        up = {k: e.ci_low > 0 for k, e in change.items()}
+        code = -1.0 if up["cw"] and not up["greedy"] else 1.0 if up["pass1"] or up["greedy"] else 0.0
         return code, {"rounds": [a, b], "regime": REGIMES[code],
-                      "pass1_change": [finite(gain.value), finite(gain.ci_low), finite(gain.ci_high)],
-                      "cw_change": [finite(entrench.value), finite(entrench.ci_low), finite(entrench.ci_high)]}
+                      **{f"{k}_change": [finite(e.value), finite(e.ci_low), finite(e.ci_high)] for k, e in change.items()}}
 
     def measure(self, run: RunView):
         rounds = list(run.rounds)
-        pass1, cw = _per_item(run)
-        if len(rounds) < 3 or not len(pass1["ids"]) or not len(cw["ids"]):
+        values = _per_item(run)
+        if len(rounds) < 3 or not all(len(v["ids"]) for v in values.values()):
             why = "needs three rounds (0 and 1 to call from, a later one to score against), test and pool samples"
             return [self.measurement(n, None, degenerate=why) for n in type(self).measurements]
-        call, called = self._classify(pass1, cw, rounds[0], rounds[1])
-        final, happened = self._classify(pass1, cw, rounds[0], rounds[-1])
+        call, called = self._classify(values, rounds[0], rounds[1])
+        final, happened = self._classify(values, rounds[0], rounds[-1])
         seconds = {r: sum(sum(one.round_record(r).get("seconds", {}).values()) for one in run.runs) for r in rounds}
         total = sum(seconds.values())
         share = (seconds[rounds[0]] + seconds[rounds[1]]) / total if total > 0 else None
