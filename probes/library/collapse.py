@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from harness.summary import CONFIDENT_SHARE
-from probes import Probe, RunView, probe, stats, top_items
+from probes import Probe, RunView, _resample, probe, stats, top_items
 from probes._api import SeriesPoint
 from probes.common import aligned_rounds, finite, vote
 
@@ -81,6 +81,13 @@ class CollapseStep(Probe):
 
     params: Params
 
+    def _resampled_means(self, values: np.ndarray) -> np.ndarray:
+        """[B, R]: each round's mean of the per-item values [n, R] in each bootstrap resample of the items."""
+        n = len(values)
+        idx = stats.resample_indices(n, seed=self.seed)
+        return np.stack([_resample.means(np.ascontiguousarray(values[:, j]), idx, (n, stats.N_BOOT, self.seed))
+                         for j in range(values.shape[1])], axis=1)
+
     def measure(self, run: RunView):
         rounds = list(run.rounds)
         test_ids, acc = _test_accuracy(run, self.params.accuracy)
@@ -91,9 +98,8 @@ class CollapseStep(Probe):
         a = np.stack([acc[r] for r in rounds], axis=1)  # [n_test, R]
         p = np.stack([prox[r] for r in rounds], axis=1)  # [n_pool, R]
         step = int(_first_collapse(a.mean(0)[None], p.mean(0)[None], self.params.min_drop, self.params.min_rise)[0])
-        idx_a = stats.resample_indices(len(test_ids), seed=self.seed)
-        idx_p = stats.resample_indices(len(pool_ids), seed=self.seed)
-        boot = _first_collapse(a[idx_a].mean(1), p[idx_p].mean(1), self.params.min_drop, self.params.min_rise)
+        boot = _first_collapse(self._resampled_means(a), self._resampled_means(p), self.params.min_drop,
+                               self.params.min_rise)
         found = step < len(rounds)
         i = step if found else len(rounds) - 1
         best = int(np.argmax(a.mean(0)[:i]))  # the earliest best round before i

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from harness.summary import CONFIDENT_SHARE
-from probes import Probe, RunView, probe, stats
+from probes import Probe, RunView, _resample, probe, stats
 from probes.common import aligned, finite
 
 MAX_HORIZON = 3
@@ -180,7 +180,7 @@ class ForecastSkill(Probe):
                                             details={**details, "reason": "both forecasts were exact on every "
                                                      "question: no loss to compare"}))
                 continue
-            est = self.bootstrap(columns, "skill_score", ids=ids)
+            est = self._skill(columns, ids)
             out.append(self.measurement(prefix + key.replace(".", ".vs_"), est, round=rounds[pairs[-1][1]],
                                         details={**details, "loss_baseline": float(columns[:, 0].sum()),
                                                  "loss_dataset": float(columns[:, 1].sum())}, degenerate=None))
@@ -188,20 +188,34 @@ class ForecastSkill(Probe):
             out.append(self._entropy_fit(run, split, rounds, tables, aggregate, prefix, ids, details, h))
         return out
 
+    def _means(self, values: np.ndarray) -> np.ndarray:
+        """[1 + B]: the mean of per-question values, then its mean in each bootstrap resample of the questions
+        (probes._resample: exact sums where the values allow, chunked gathers otherwise)."""
+        n = len(values)
+        boots = _resample.means(values, stats.resample_indices(n, seed=self.seed), (n, stats.N_BOOT, self.seed))
+        return np.concatenate([[values.mean()], boots])
+
+    def _skill(self, columns: np.ndarray, ids) -> stats.Estimate:
+        """1 - loss(dataset) / loss(baseline) over the questions, and its percentile bootstrap CI, from the
+        resampled means of the two loss columns (their ratio is the ratio of sums)."""
+        base, data = self._means(columns[:, 0]), self._means(columns[:, 1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            skill = np.where(base > 0, 1.0 - data / np.where(base > 0, base, 1.0), np.nan)
+        items = stats.ItemValues(tuple(ids), columns, "skill_score")
+        return stats.percentile_interval(float(skill[0]), skill[1:], stats.ALPHA, items)
+
     def _entropy_fit(self, run, split, rounds, tables, aggregate, prefix, ids, details, h):
         name = prefix + "accuracy.vs_entropy_fit"
         slots_all = _Slots([tables[r] for r in rounds], tables[rounds[0]].truth, tables[rounds[0]].missing)
         per_round = [slots_all.metrics(slots_all.dist(tables[r].answers)) for r in rounds]
-        # column 0: the point estimate; then one column per bootstrap resample of the questions
-        idx = np.vstack([np.arange(len(ids))[None], stats.resample_indices(len(ids), seed=self.seed)])
-        acc = np.stack([m["accuracy"][idx].mean(axis=1) for m in per_round])  # [R, 1 + B] mean pass@1
-        ent = np.stack([m["entropy"][idx].mean(axis=1) for m in per_round])
-        err_data, err_fit = np.zeros(idx.shape[0]), np.zeros(idx.shape[0])
+        acc = np.stack([self._means(m["accuracy"]) for m in per_round])  # [R, 1 + B]: point, then resamples
+        ent = np.stack([self._means(m["entropy"]) for m in per_round])
+        err_data, err_fit = np.zeros(acc.shape[1]), np.zeros(acc.shape[1])
         for f_acc, observed, i in aggregate:
-            target = observed[idx].mean(axis=1)
+            target = self._means(observed)
             ent_next = ent[i] + h * (ent[i] - ent[i - 1])  # the entropy's own trend
             err_fit += (_entropy_fit(acc[: i + 1], ent[: i + 1], ent_next) - target) ** 2
-            err_data += (f_acc[idx].mean(axis=1) - target) ** 2
+            err_data += (self._means(f_acc) - target) ** 2
         with np.errstate(divide="ignore", invalid="ignore"):
             skill = np.where(err_fit > 0, 1.0 - err_data / np.where(err_fit > 0, err_fit, 1.0), np.nan)
         value, boots = skill[0], skill[1:][np.isfinite(skill[1:])]
