@@ -36,10 +36,10 @@ def test_smoke_suite_runs_in_budget_with_a_mid_competence_base_and_its_gates_hol
     assert result.exit_code == 1, result.output
     assert "gate failed: [default] cw.rate: rate.delta_vs_round0 <= 0.05: above max; value" in result.output
 
-    t0 = time.perf_counter()
-    again = run_suite(suite, tmp_path / "again", tmp_path / "cache")  # the cached base model is reused
+    # the cached base model is reused (not trained again: its record says so; with the base shipped, a warm
+    # run is no faster than a fresh one, so no timing is compared)
+    again = run_suite(suite, tmp_path / "again", tmp_path / "cache")
     store2 = RunStore(run_dir(tmp_path / "again", "default", cfg.seed))
     assert store2.read_manifest().base_model["cached"] is True and again.passed
     for r in store.complete_rounds():
         assert (store.round_dir(r) / "samples.jsonl").read_bytes() == (store2.round_dir(r) / "samples.jsonl").read_bytes()
-    assert time.perf_counter() - t0 < elapsed
