@@ -189,7 +189,7 @@ def evaluate(gate: GateSpec, condition: str, measurements: list[Measurement] | M
         passed, why = False, f"the run is incomplete ({incomplete}), so no gate on it holds"
     value = "" if m.value is None else f"value {m.value:.4g}"
     method = f", {m.details['method']}" if "method" in m.details else ""
-    where = "" if gate.baseline is not None else f"[{condition}] "  # a difference gate names its conditions
+    where = "" if gate.baseline or gate.across else f"[{condition}] "  # these name their conditions themselves
     message = f"{where}{gate.describe()}: {why}; {shown if gate.use != 'value' else value}{ci}{method}"
     return GateResult(gate=gate, condition=condition, passed=passed, observed=observed, measurement=m,
                       message=message)

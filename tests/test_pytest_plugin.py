@@ -1,6 +1,6 @@
 """The pytest plugin: each gate of a suite is a test item; fixtures expose the measurements."""
 
-from tests.test_suite import FAILS, HOLDS, tiny_suite
+from tests.test_suite import FAILS, HOLDS, TAU_ARMS, tiny_suite
 
 pytest_plugins = ["pytester"]
 
@@ -53,3 +53,14 @@ def test_a_recorded_run_without_a_suite_is_a_usage_error(pytester, tmp_path):
     result = pytester.runpytest_inprocess("--loopprobe-run", str(tmp_path), "-p", "no:cacheprovider")
     assert result.ret == 4  # a usage error, not "collected 0 items" (exit 5)
     result.stderr.fnmatch_lines(["*--loopprobe-run DIR needs --loopprobe-suite SUITE*"])
+
+
+def test_a_gate_across_conditions_is_one_test_item(pytester, tmp_path):
+    across = ('[[gates]]\nprobe = "drift.length"\nstat = "length"\nacross = "mean"\nmax = 1000.0\n'
+              '[[gates]]\nprobe = "drift.length"\nstat = "length"\ncondition = "tau*"\nacross = "mean"\nmax = 0.0\n')
+    suite = tiny_suite(tmp_path, TAU_ARMS + across)
+    result = pytester.runpytest_inprocess("--loopprobe-suite", str(suite), "--loopprobe-out", str(tmp_path / "out"),
+                                          "-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=3, failed=1)  # complete[tau05], complete[tau09], the first gate
+    result.stdout.fnmatch_lines(["*PASSED*gate[[]every condition: mean of drift.length length <= 1000[]]*"])
+    result.stdout.fnmatch_lines(["*gate failed: drift.length: length [[]mean over tau[*][]] <= 0: above max*"])

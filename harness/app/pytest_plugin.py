@@ -74,12 +74,14 @@ def outcome(config: pytest.Config):
 
 
 def gate_label(gate) -> str:
-    """`PROBE STAT BOUNDS` of a gate, its `use` in parentheses and a difference gate's round after it."""
+    """`PROBE STAT BOUNDS` of a gate, its `use` in parentheses and a difference gate's round after it (a gate
+    across conditions: `mean of PROBE STAT ...`)."""
     bounds = " and ".join(b for b in (f">= {gate.min:g}" if gate.min is not None else "",
                                       f"<= {gate.max:g}" if gate.max is not None else "") if b)
     use = "" if gate.use == "value" else f" ({gate.use})"
     at = "" if gate.round is None else f" at round {gate.round}"
-    return f"{gate.probe} {gate.stat}{use}{at} {bounds}"
+    mean = f"{gate.across} of " if gate.across else ""
+    return f"{mean}{gate.probe} {gate.stat}{use}{at} {bounds}"
 
 
 class GateItem(pytest.Item):
@@ -143,8 +145,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for condition in suite.condition_names():
         items.append(CompleteItem.from_parent(session, name=f"complete[{condition}]", condition=condition))
     for i, gate in enumerate(suite.gates):
-        if gate.baseline is not None:  # one difference between two conditions
-            label = f"{gate.condition} − {gate.baseline}"
+        if gate.across is not None or gate.baseline is not None:  # one mean over conditions, or one difference
+            label = (gate.condition or "every condition") if gate.across else f"{gate.condition} − {gate.baseline}"
             items.append(GateItem.from_parent(session, name=f"gate[{label}: {gate_label(gate)}]", index=i,
                                               condition=label))
             continue
