@@ -55,7 +55,8 @@ def test_gpu_scores_agree_with_the_cpu_on_the_same_weights(model_dir):
 def test_a_policy_gradient_update_on_the_gpu_moves_its_rollouts(model_dir):
     from tests.test_policy_gradient import update_moves_the_rollouts
 
-    update_moves_the_rollouts(on_gpu(model_dir), reference=on_gpu(model_dir))
+    gain, loss = update_moves_the_rollouts(on_gpu(model_dir), reference=on_gpu(model_dir))
+    assert gain > 0.05 and loss > 0.05  # the +1 rollout rose and the -1 rollout fell, in log-prob
 
 
 @pytest.mark.parametrize("trainer", TRAINERS)

@@ -161,7 +161,8 @@ def test_the_hf_backend_takes_the_same_update(tmp_path, lora):
     path = str(make_tiny_model_dir(tmp_path / "m"))
     adapters = LoraConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"]) if lora else None
     model = HFModel.from_config(HFConfig(path=path, lora=adapters), seed=1)
-    update_moves_the_rollouts(model, reference=HFModel.from_config(HFConfig(path=path), seed=1))
+    gain, loss = update_moves_the_rollouts(model, reference=HFModel.from_config(HFConfig(path=path), seed=1))
+    assert gain > 0.05 and loss > 0.05  # the +1 rollout rose and the -1 rollout fell, in log-prob
 
 
 def test_a_kl_penalty_holds_the_update_near_the_reference():

@@ -21,6 +21,7 @@ max_new_tokens, that eos was not sampled).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from harness.models import training
 from harness.models.base import PolicySettings, Rollout, TrainStats
 from harness.models.training import IGNORE, Batch, Encode, OnStep, Schedule, epoch_steps, token_logprobs
 
@@ -92,45 +94,21 @@ def policy_train(model: torch.nn.Module, encode: Encode, rollouts: Sequence[Roll
     old = _rollout_logps(model, encode, rollouts, settings.temperature, banned, score_batch_size)
     ref = (_rollout_logps(reference, encode, rollouts, settings.temperature, banned, score_batch_size)
            if settings.beta != 0.0 and reference is not None else None)
-    torch.manual_seed(seed % 2**63)
-    rng = np.random.default_rng(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=schedule(0), betas=(0.9, 0.95), weight_decay=weight_decay)
-    micro = micro_batch_size or batch_size
-    model.train()
-    tokens, losses, order = 0, [], np.array([], dtype=np.int64)
-    try:
-        for step in range(schedule.steps):
-            if len(order) == 0:
-                order = rng.permutation(len(rollouts))
-            rows, order = order[:batch_size], order[batch_size:]
-            for group in opt.param_groups:
-                group["lr"] = schedule(step)
-            parts = [rows[m:m + micro] for m in range(0, len(rows), micro)]
-            batches = [encode([rollouts[i].prompt for i in p], [rollouts[i].completion for i in p], [True] * len(p))
-                       for p in parts]
-            n_tok = sum(int(_labelled(b).sum()) for b in batches)
-            opt.zero_grad(set_to_none=True)
-            total = 0.0
-            for p, b in zip(parts, batches):
-                mask = _labelled(b)
-                logps = token_logprobs(model, b, banned, temperature=settings.temperature)
-                adv = torch.tensor([rollouts[i].advantage for i in p], dtype=torch.float32, device=logps.device)
-                loss = surrogate_loss(logps, _scatter([old[i] for i in p], mask),
-                                      _scatter([ref[i] for i in p], mask) if ref is not None else None,
-                                      mask, adv, settings, len(rows), n_tok)
-                loss.backward()
-                total += float(loss.detach())
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            tokens += n_tok
-            losses.append(total)
-            if on_step is not None and on_step(step, total):
-                break
-    finally:
-        model.eval()
-    return TrainStats(steps=len(losses), tokens=tokens, mean_loss=float(np.mean(losses)),
-                      final_loss=float(np.mean(losses[-10:])), seconds=time.perf_counter() - t0)
+
+    def encode_rows(rows: np.ndarray) -> Batch:
+        return encode([rollouts[i].prompt for i in rows], [rollouts[i].completion for i in rows], [True] * len(rows))
+
+    def loss(rows: np.ndarray, b: Batch, n_rows: int, n_tok: int) -> torch.Tensor:
+        mask = _labelled(b)
+        logps = token_logprobs(model, b, banned, temperature=settings.temperature)
+        adv = torch.tensor([rollouts[i].advantage for i in rows], dtype=torch.float32, device=logps.device)
+        return surrogate_loss(logps, _scatter([old[i] for i in rows], mask),
+                              _scatter([ref[i] for i in rows], mask) if ref is not None else None,
+                              mask, adv, settings, n_rows, n_tok)
+
+    stats = training.steps(model, len(rollouts), encode_rows, loss, schedule, batch_size, seed,
+                           micro_batch_size=micro_batch_size, weight_decay=weight_decay, on_step=on_step)
+    return dataclasses.replace(stats, seconds=time.perf_counter() - t0)  # the old log-probs included
 
 
 def policy_update(model: torch.nn.Module, encode: Encode, rollouts: Sequence[Rollout], settings: PolicySettings, *,

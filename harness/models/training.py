@@ -144,18 +144,25 @@ def completion_loss(model: torch.nn.Module, batch: Batch, n_tokens: int) -> torc
     return loss / max(1, n_tokens)
 
 
-def train(model: torch.nn.Module, encode: Encode, pairs: list[tuple[str, str]], schedule: Schedule,
-          batch_size: int, seed: int, *, micro_batch_size: int | None = None, weight_decay: float = 0.01,
-          on_step: OnStep | None = None) -> TrainStats:
-    """AdamW on the trainable parameters for `schedule.steps` steps over seeded shuffles of `pairs`, the loss
-    on each completion and its eos only.
+# (row indices, their micro-batch, the step's row count, the step's labelled-token count) -> the micro-batch's
+# share of the step's loss: what an update minimises, the one thing `steps` does not fix
+MicroLoss = Callable[[np.ndarray, Batch, int, int], torch.Tensor]
 
-    Each epoch is one permutation, its last batch possibly short, so an epoch sees each pair once. A batch
+
+def steps(model: torch.nn.Module, n_rows: int, encode_rows: Callable[[np.ndarray], Batch], loss: MicroLoss,
+          schedule: Schedule, batch_size: int, seed: int, *, micro_batch_size: int | None = None,
+          weight_decay: float = 0.01, on_step: OnStep | None = None) -> TrainStats:
+    """AdamW on the trainable parameters for `schedule.steps` steps over seeded shuffles of `n_rows` rows
+    (encoded by `encode_rows(indices)`), minimising `loss`: the step loop of supervised and policy-gradient
+    updates alike.
+
+    Each epoch is one permutation, its last batch possibly short, so an epoch sees each row once. A batch
     splits into micro-batches of `micro_batch_size` rows (None: one), whose losses are normalised by the
-    batch's token count, so accumulation changes no gradient. `on_step(step, loss)` runs after each step;
-    True stops training there. The model is left in eval mode, also when a step raises.
+    batch's row or token count, so accumulation changes no gradient. Gradients are clipped to norm 1.
+    `on_step(step, loss)` runs after each step; True stops training there. The model is left in eval mode,
+    also when a step raises.
     """
-    if not pairs:
+    if not n_rows:
         return TrainStats(steps=0, tokens=0, mean_loss=float("nan"), final_loss=float("nan"), seconds=0.0)
     torch.manual_seed(seed % 2**63)
     rng = np.random.default_rng(seed)
@@ -167,19 +174,19 @@ def train(model: torch.nn.Module, encode: Encode, pairs: list[tuple[str, str]], 
     try:
         for step in range(schedule.steps):
             if len(order) == 0:  # a new epoch
-                order = rng.permutation(len(pairs))
+                order = rng.permutation(n_rows)
             rows, order = order[:batch_size], order[batch_size:]
             for group in opt.param_groups:
                 group["lr"] = schedule(step)
-            batches = [encode([pairs[i][0] for i in rows[m:m + micro]], [pairs[i][1] for i in rows[m:m + micro]],
-                              [True] * len(rows[m:m + micro])) for m in range(0, len(rows), micro)]
+            parts = [rows[m:m + micro] for m in range(0, len(rows), micro)]
+            batches = [encode_rows(part) for part in parts]
             n_tok = sum(n_labelled(b) for b in batches)
             opt.zero_grad(set_to_none=True)
             total = 0.0
-            for b in batches:
-                loss = completion_loss(model, b, n_tok)
-                loss.backward()
-                total += float(loss.detach())
+            for part, b in zip(parts, batches):
+                part_loss = loss(part, b, len(rows), n_tok)
+                part_loss.backward()
+                total += float(part_loss.detach())
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             tokens += n_tok
@@ -190,6 +197,18 @@ def train(model: torch.nn.Module, encode: Encode, pairs: list[tuple[str, str]], 
         model.eval()
     return TrainStats(steps=len(losses), tokens=tokens, mean_loss=float(np.mean(losses)),
                       final_loss=float(np.mean(losses[-10:])), seconds=time.perf_counter() - t0)
+
+
+def train(model: torch.nn.Module, encode: Encode, pairs: list[tuple[str, str]], schedule: Schedule,
+          batch_size: int, seed: int, *, micro_batch_size: int | None = None, weight_decay: float = 0.01,
+          on_step: OnStep | None = None) -> TrainStats:
+    """`steps` on (prompt, completion) pairs, the loss on each completion and its eos only."""
+    def encode_rows(rows: np.ndarray) -> Batch:
+        return encode([pairs[i][0] for i in rows], [pairs[i][1] for i in rows], [True] * len(rows))
+
+    return steps(model, len(pairs), encode_rows, lambda rows, b, n_rows, n_tok: completion_loss(model, b, n_tok),
+                 schedule, batch_size, seed, micro_batch_size=micro_batch_size, weight_decay=weight_decay,
+                 on_step=on_step)
 
 
 def finetune(model: torch.nn.Module, encode: Encode, pairs: list[tuple[str, str]], *, lr: float, epochs: float,
