@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.summary import CONFIDENT_SHARE
 from probes import stats
 from probes._api import AUTOMATIC, Concern, Measurement, Probe, SeriesPoint, unvarying
 from probes._view import RunView, SampleTable
@@ -15,9 +16,9 @@ from probes._view import RunView, SampleTable
 MAX_EVIDENCE = 20
 TRACKED_SUFFIXES = ("", ".delta_vs_round0", ".delta_vs_previous")
 
-__all__ = ["MAX_EVIDENCE", "TRACKED_SUFFIXES", "aligned", "aligned_rounds", "ci_fields", "estimate_fields", "finite",
-           "point", "series", "top_items", "tracked", "tracked_names", "unvarying", "vote", "vote_states",
-           "votes_unvarying"]
+__all__ = ["MAX_EVIDENCE", "TRACKED_SUFFIXES", "aligned", "aligned_rounds", "ci_fields", "confident_wrong",
+           "estimate_fields", "finite", "point", "series", "test_accuracy", "top_items", "tracked", "tracked_names",
+           "unvarying", "vote", "vote_states", "votes_unvarying"]
 
 
 def tracked_names(*names: str) -> tuple[str, ...]:
@@ -67,6 +68,19 @@ def vote(table: SampleTable) -> tuple[np.ndarray, np.ndarray]:
     """(majority right [n] bool, majority vote share [n]) of a sample table, as the loop votes."""
     mode, share = stats.row_mode(table.answers, table.parsed)
     return (mode == table.truth) & (share > 0), share
+
+
+def confident_wrong(table: SampleTable, tau: float = CONFIDENT_SHARE) -> np.ndarray:
+    """Per question, 1.0 when its majority answer is wrong with a vote share of at least tau, else 0.0."""
+    right, share = vote(table)
+    return (~right & (share >= tau)).astype(float)
+
+
+def test_accuracy(run: RunView, how: str = "pass1") -> tuple[tuple[str, ...], dict[int, np.ndarray]]:
+    """Per test question and round (the questions every round has): the share of right sampled decodings
+    (`pass1`), or greedy right as 0/1 (`greedy`)."""
+    ids, tables = aligned_rounds(run, "test", "greedy" if how == "greedy" else "sample")
+    return ids, {r: t.correct.mean(axis=1) if t.k else np.zeros(0) for r, t in tables.items()}
 
 
 def vote_states(run: RunView, ids: tuple[str, ...]) -> dict[int, np.ndarray]:

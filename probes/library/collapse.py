@@ -12,16 +12,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from harness.summary import CONFIDENT_SHARE
 from probes import Probe, RunView, _resample, probe, stats, top_items
 from probes._api import SeriesPoint
-from probes.common import aligned_rounds, finite, vote
-
-
-def _test_accuracy(run: RunView, how: str) -> tuple[tuple[str, ...], dict[int, np.ndarray]]:
-    """Per test question and round: greedy right (0/1) or the share of right sampled decodings (pass@1)."""
-    ids, tables = aligned_rounds(run, "test", "greedy" if how == "greedy" else "sample")
-    return ids, {r: t.correct.mean(axis=1) if t.k else np.zeros(0) for r, t in tables.items()}
+from probes.common import aligned_rounds, confident_wrong, finite, test_accuracy, vote
 
 
 def _proxy(run: RunView, how: str) -> tuple[str, tuple[str, ...], dict[int, np.ndarray]]:
@@ -90,7 +83,7 @@ class CollapseStep(Probe):
 
     def measure(self, run: RunView):
         rounds = list(run.rounds)
-        test_ids, acc = _test_accuracy(run, self.params.accuracy)
+        test_ids, acc = test_accuracy(run, self.params.accuracy)
         kind, pool_ids, prox = _proxy(run, self.params.proxy)
         if len(rounds) < 2 or not test_ids or not pool_ids or not all(len(acc[r]) for r in rounds):
             reason = "needs two rounds, test decodings and pool samples"
@@ -133,13 +126,10 @@ METRICS = ("accuracy", "cw_rate", "entropy")
 def _headline(run: RunView) -> dict[str, tuple[tuple[str, ...], dict[int, np.ndarray]]]:
     """Per metric, item ids and per-round per-item values: test greedy accuracy; per pool question,
     confident-wrong (a wrong majority with share >= CONFIDENT_SHARE) and answer entropy (nats)."""
-    test_ids, acc = _test_accuracy(run, "greedy")
+    test_ids, acc = test_accuracy(run, "greedy")
     pool_ids, tables = aligned_rounds(run, "pool")
-    cw, entropy = {}, {}
-    for r, t in tables.items():
-        right, share = vote(t)
-        cw[r] = ((~right) & (share >= CONFIDENT_SHARE)).astype(float)
-        entropy[r] = stats.row_entropy(t.answers)
+    cw = {r: confident_wrong(t) for r, t in tables.items()}
+    entropy = {r: stats.row_entropy(t.answers) for r, t in tables.items()}
     return {"accuracy": (test_ids, acc), "cw_rate": (pool_ids, cw), "entropy": (pool_ids, entropy)}
 
 

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from harness.summary import CONFIDENT_SHARE
 from probes import Probe, RunView, probe, stats, top_items
-from probes.common import aligned, estimate_fields, point, tracked_names, vote, votes_unvarying
+from probes.common import aligned, confident_wrong, estimate_fields, point, tracked_names, vote, votes_unvarying
 from probes.stats import ratio_of_sums
 
 STATES = ("right_unsure", "right_confident", "wrong_unsure", "wrong_confident")  # index = 2 * wrong + confident
@@ -60,8 +60,7 @@ class ConfidentWrongRate(Probe):
         tau, ids = self.params.tau, run.samples(run.rounds[0]).question_ids
 
         def cw(r: int) -> np.ndarray:
-            right, share = vote(aligned(run, r, ids))
-            return (~right & (share >= tau)).astype(float)
+            return confident_wrong(aligned(run, r, ids), tau)
 
         out = self.tracked("rate", run, cw, ids, concern="increase", details={"tau": tau},
                            degenerate=votes_unvarying(run, ids))

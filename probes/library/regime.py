@@ -3,26 +3,18 @@ drift), and how much of the full run's cost does that call save?"""
 
 from __future__ import annotations
 
-from harness.summary import CONFIDENT_SHARE
 from probes import Probe, RunView, probe
-from probes.common import aligned_rounds, finite, vote
+from probes.common import aligned_rounds, confident_wrong, finite, test_accuracy
 
 REGIMES = {1.0: "improving", 0.0: "drift", -1.0: "crank"}
 
 
 def _per_item(run: RunView) -> dict[str, dict]:
     """Per-round per-item values, with their item ids: test pass@1 and greedy accuracy per test question,
-    confident-wrong (a wrong majority with share >= CONFIDENT_SHARE) per pool question."""
-    test_ids, tests = aligned_rounds(run, "test", "sample")
-    greedy_ids, greedy = aligned_rounds(run, "test", "greedy")
+    confident-wrong (probes.common.confident_wrong) per pool question."""
     pool_ids, pools = aligned_rounds(run, "pool")
-    cw = {}
-    for r, t in pools.items():
-        right, share = vote(t)
-        cw[r] = ((~right) & (share >= CONFIDENT_SHARE)).astype(float)
-    return {"pass1": {"ids": test_ids, "by_round": {r: t.correct.mean(axis=1) for r, t in tests.items()}},
-            "greedy": {"ids": greedy_ids, "by_round": {r: t.correct[:, 0].astype(float) for r, t in greedy.items()}},
-            "cw": {"ids": pool_ids, "by_round": cw}}
+    out = {how: dict(zip(("ids", "by_round"), test_accuracy(run, how))) for how in ("pass1", "greedy")}
+    return {**out, "cw": {"ids": pool_ids, "by_round": {r: confident_wrong(t) for r, t in pools.items()}}}
 
 
 @probe
